@@ -1,0 +1,9 @@
+//! Client-to-server streams: one task per connection owns the socket, reads bytes into the proto stream reader,
+//! negotiates (STARTTLS, SASL, bind) and then hands stanzas to the modules.
+
+mod negotiation;
+mod session;
+mod transport;
+
+pub use negotiation::normalize_username;
+pub use session::{run, Session};

@@ -1,0 +1,337 @@
+//! The session task: the read/write loop of one client connection and the state that lives as long as it does.
+//!
+//! Only this task writes to its socket. Other sessions reach it through its bounded queue ([`Outbound`]).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use drupe_proto::error::{StanzaError, StreamCondition, StreamError};
+use drupe_proto::sasl::SaslServer;
+use drupe_proto::stanza::{self, STREAM_CLOSE};
+use drupe_proto::xml::{Element, Limits, StreamEvent, StreamReader};
+use drupe_proto::{ns, FullJid};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::transport::Transport;
+use crate::context::Context;
+use crate::modules;
+use crate::router::Outbound;
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 4096;
+/// A write buffer grown beyond this is released after it is flushed, so idle sessions stay small.
+const KEEP_WRITE_CAPACITY: usize = 8192;
+/// Queued stanzas written per wake-up before the socket is flushed.
+const WRITE_BATCH: usize = 64;
+
+/// How a session ends.
+enum End {
+    /// The client closed its stream: answer with our close.
+    Closed,
+    /// The socket is gone (EOF, reset, write failure).
+    Dropped,
+    /// We close the stream with this error.
+    Error(StreamError),
+}
+
+/// What processing one element asks the read loop to do next.
+pub(super) enum Flow {
+    Continue,
+    /// Upgrade the socket to TLS; unread bytes received before the upgrade are discarded (RFC 6120 §5.4.3.3).
+    StartTls,
+    /// SASL succeeded: the client starts a new stream on the same transport (RFC 6120 §6.4.6).
+    Restart,
+}
+
+pub struct Session {
+    pub ctx: Arc<Context>,
+    pub id: u64,
+    pub(super) peer: SocketAddr,
+    pub(super) transport: Transport,
+    pub(super) reader: StreamReader,
+    out: Vec<u8>,
+    pub(super) header_sent: bool,
+    pub(super) sasl: Option<SaslServer>,
+    pub(super) auth_failures: u32,
+    rx: Option<mpsc::Receiver<Outbound>>,
+    closing: bool,
+    /// The account, once authenticated.
+    pub user: Option<String>,
+    /// The full JID, once bound.
+    pub jid: Option<FullJid>,
+    /// The last available presence this session broadcast (`None`: unavailable).
+    pub presence: Option<Element>,
+    pub roster_requested: bool,
+    /// Entities this session sent directed available presence to (RFC 6121 §4.6): they get unavailable at the end.
+    pub directed: HashSet<String>,
+}
+
+/// Runs one client connection to its end.
+pub async fn run(socket: TcpStream, peer: SocketAddr, direct_tls: bool, ctx: Arc<Context>) {
+    let id = ctx.next_id();
+    let span = tracing::info_span!("c2s", id, %peer, jid = tracing::field::Empty);
+    async move {
+        let auth_timeout = Duration::from_secs(ctx.config.c2s.auth_timeout_secs);
+        let transport = if direct_tls {
+            match tokio::time::timeout(auth_timeout, ctx.tls.accept(socket)).await {
+                Ok(Ok(tls)) => Transport::Tls(Box::new(tls)),
+                Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
+                Err(_) => return tracing::debug!("TLS handshake timed out"),
+            }
+        } else {
+            Transport::Plain(socket)
+        };
+        let mut session = Session::new(ctx, id, peer, transport);
+        tracing::debug!("connected");
+        let end = session.drive().await;
+        session.finish(end).await;
+        tracing::debug!("disconnected");
+    }
+    .instrument(span)
+    .await
+}
+
+impl Session {
+    fn new(ctx: Arc<Context>, id: u64, peer: SocketAddr, transport: Transport) -> Session {
+        let l = &ctx.config.limits;
+        let limits =
+            Limits { max_stanza_bytes: l.max_stanza_bytes, max_depth: l.max_depth, max_attributes: l.max_attributes };
+        Session {
+            id,
+            peer,
+            transport,
+            reader: StreamReader::new(limits),
+            out: Vec::new(),
+            header_sent: false,
+            sasl: None,
+            auth_failures: 0,
+            rx: None,
+            closing: false,
+            user: None,
+            jid: None,
+            presence: None,
+            roster_requested: false,
+            directed: HashSet::new(),
+            ctx,
+        }
+    }
+
+    async fn drive(&mut self) -> End {
+        let mut buf = [0u8; READ_CHUNK];
+        let auth_deadline = Instant::now() + Duration::from_secs(self.ctx.config.c2s.auth_timeout_secs);
+        let idle = Duration::from_secs(self.ctx.config.c2s.idle_timeout_secs);
+        let mut last_input = Instant::now();
+        loop {
+            let deadline = if self.jid.is_some() { last_input + idle } else { auth_deadline };
+            enum Wake {
+                Read(std::io::Result<usize>),
+                Queue(Option<Outbound>),
+                Timeout,
+                Shutdown,
+            }
+            let wake = tokio::select! {
+                biased;
+                _ = self.ctx.shutdown.cancelled() => Wake::Shutdown,
+                o = recv(&mut self.rx) => Wake::Queue(o),
+                r = self.transport.read(&mut buf) => Wake::Read(r),
+                _ = tokio::time::sleep_until(deadline) => Wake::Timeout,
+            };
+            match wake {
+                Wake::Shutdown => return End::Error(StreamError::new(StreamCondition::SystemShutdown)),
+                Wake::Timeout => {
+                    return End::Error(StreamError::new(StreamCondition::ConnectionTimeout));
+                }
+                Wake::Queue(None) => self.rx = None,
+                Wake::Queue(Some(o)) => {
+                    if let Err(e) = self.outbound(o) {
+                        return End::Error(e);
+                    }
+                    for _ in 1..WRITE_BATCH {
+                        let Some(Ok(o)) = self.rx.as_mut().map(|rx| rx.try_recv()) else { break };
+                        if let Err(e) = self.outbound(o) {
+                            return End::Error(e);
+                        }
+                    }
+                }
+                Wake::Read(Ok(0)) | Wake::Read(Err(_)) => return End::Dropped,
+                Wake::Read(Ok(n)) => {
+                    last_input = Instant::now();
+                    if let Err(e) = self.input(&buf[..n]).await {
+                        return End::Error(e);
+                    }
+                    if !self.reader.in_stanza() {
+                        // Between stanzas nothing needs the parser's scratch buffers: an idle session stays small.
+                        self.reader.release_buffers();
+                    }
+                }
+            }
+            if self.flush().await.is_err() {
+                return End::Dropped;
+            }
+            if self.closing {
+                return End::Closed;
+            }
+        }
+    }
+
+    /// Processes bytes from the socket.
+    async fn input(&mut self, mut data: &[u8]) -> Result<(), StreamError> {
+        while let Some(event) = self.reader.next(&mut data)? {
+            match event {
+                StreamEvent::Open(header) => self.stream_open(header)?,
+                StreamEvent::Whitespace => {}
+                StreamEvent::Close => {
+                    self.closing = true;
+                    return Ok(());
+                }
+                StreamEvent::Stanza(el) => match self.element(el).await? {
+                    Flow::Continue => {}
+                    Flow::Restart => self.reader.reset(),
+                    Flow::StartTls => return self.start_tls().await,
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// One first-level element, in whatever phase the stream is.
+    async fn element(&mut self, el: Element) -> Result<Flow, StreamError> {
+        if self.jid.is_none() {
+            return self.negotiate(el).await;
+        }
+        match stanza::kind(&el) {
+            Some(kind) => {
+                modules::handle_client_stanza(self, kind, el).await?;
+                Ok(Flow::Continue)
+            }
+            None if matches!(el.name(), "message" | "presence" | "iq") => {
+                Err(StreamError::new(StreamCondition::InvalidNamespace))
+            }
+            None => Err(StreamError::new(StreamCondition::UnsupportedStanzaType)),
+        }
+    }
+
+    async fn start_tls(&mut self) -> Result<(), StreamError> {
+        let Transport::Plain(tcp) = std::mem::replace(&mut self.transport, Transport::Upgrading) else {
+            return Err(StreamError::new(StreamCondition::InternalServerError));
+        };
+        let handshake = self.ctx.tls.accept(tcp);
+        let timeout = Duration::from_secs(self.ctx.config.c2s.auth_timeout_secs);
+        match tokio::time::timeout(timeout, handshake).await {
+            Ok(Ok(tls)) => {
+                self.transport = Transport::Tls(Box::new(tls));
+                self.reader.reset();
+                self.header_sent = false;
+                Ok(())
+            }
+            // Nothing can be sent on a socket whose handshake failed; end quietly.
+            _ => {
+                self.closing = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// Queues a stanza or negotiation element for writing.
+    pub fn send(&mut self, el: &Element) {
+        el.write_to(&mut self.out, ns::CLIENT);
+    }
+
+    pub(super) fn send_raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Answers `to` with a stanza error (never answering an error with an error).
+    pub fn send_error(&mut self, to: &Element, error: impl Into<StanzaError>) {
+        if !stanza::is_error(to) {
+            let mut reply = stanza::error_reply(to, &error.into());
+            // Our own reply to our own client: `to` is the client, `from` is whatever it addressed.
+            if let Some(jid) = &self.jid {
+                reply.set_attr("to", jid.to_string());
+            }
+            self.send(&reply);
+        }
+    }
+
+    pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let r = self.transport.write_all(&self.out).await;
+        let r = match r {
+            Ok(()) => self.transport.flush().await,
+            Err(e) => Err(e),
+        };
+        if self.out.capacity() > KEEP_WRITE_CAPACITY {
+            self.out = Vec::new();
+        } else {
+            self.out.clear();
+        }
+        r
+    }
+
+    fn outbound(&mut self, o: Outbound) -> Result<(), StreamError> {
+        match o {
+            Outbound::Stanza(el) => self.send(&el),
+            Outbound::RosterPush(el) => {
+                if self.roster_requested {
+                    self.send(&el)
+                }
+            }
+            Outbound::Replaced => {
+                return Err(StreamError::new(StreamCondition::Conflict).with_text("replaced by a new session"))
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers this session's queue after bind.
+    pub(super) fn set_queue(&mut self, rx: mpsc::Receiver<Outbound>) {
+        self.rx = Some(rx);
+    }
+
+    async fn finish(&mut self, end: End) {
+        match &end {
+            End::Error(e) => {
+                if e.condition == StreamCondition::InternalServerError {
+                    tracing::error!(error = %e, "closing session on internal error");
+                } else {
+                    tracing::debug!(error = %e, "closing stream with error");
+                }
+                if !self.header_sent {
+                    let id = crate::context::random_token(16);
+                    self.send_raw(&stanza::stream_header(self.ctx.domain(), &id, None));
+                }
+                self.send_raw(&e.to_bytes());
+                self.send_raw(STREAM_CLOSE);
+            }
+            End::Closed => self.send_raw(STREAM_CLOSE),
+            End::Dropped => self.out.clear(),
+        }
+        if !matches!(end, End::Dropped) {
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                let _ = self.flush().await;
+                let _ = self.transport.shutdown().await;
+            })
+            .await;
+        }
+        if let (Some(user), Some(jid)) = (self.user.clone(), self.jid.clone()) {
+            self.ctx.router.unbind(&user, jid.resource().as_str(), self.id);
+            let pending = self.rx.take();
+            modules::session_ended(self, pending).await;
+        }
+    }
+}
+
+async fn recv(rx: &mut Option<mpsc::Receiver<Outbound>>) -> Option<Outbound> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,93 @@
+//! Server behaviour per feature, one file per RFC section or XEP. Every stanza from a bound client enters through
+//! [`handle_client_stanza`], which stamps `from` (no spoofing, RFC 6120 §8.1.2.1) and dispatches by kind.
+
+pub mod disco;
+pub mod iq;
+pub mod message;
+pub mod ping;
+pub mod presence;
+pub mod roster;
+pub mod version;
+
+use drupe_proto::error::{Condition, StanzaError, StreamError};
+use drupe_proto::stanza::{self, Kind};
+use drupe_proto::xml::Element;
+use drupe_proto::Jid;
+use tokio::sync::mpsc;
+
+use crate::c2s::Session;
+use crate::context::Context;
+use crate::router::Outbound;
+
+/// Where a stanza is addressed, relative to this server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// No `to`: the sender's own account (RFC 6120 §10.3).
+    OwnAccount,
+    /// The server's domain itself.
+    Server,
+    /// A local account's bare JID.
+    Bare(String),
+    /// A local account's full JID.
+    Full(String, String),
+    /// Another domain: there is no server-to-server yet.
+    Remote,
+}
+
+pub fn target(ctx: &Context, to: Option<&Jid>) -> Target {
+    let Some(to) = to else { return Target::OwnAccount };
+    if !to.domain().as_str().eq_ignore_ascii_case(ctx.domain()) {
+        return Target::Remote;
+    }
+    match (to.node(), to.resource()) {
+        (None, _) => Target::Server,
+        (Some(node), None) => Target::Bare(node.to_string()),
+        (Some(node), Some(res)) => Target::Full(node.to_string(), res.to_string()),
+    }
+}
+
+pub async fn handle_client_stanza(s: &mut Session, kind: Kind, mut el: Element) -> Result<(), StreamError> {
+    let Some(jid) = s.jid.clone() else { return Ok(()) };
+    el.set_attr("from", jid.to_string());
+    let to = match stanza::jid_attr(&el, "to") {
+        Ok(to) => to,
+        Err(()) => {
+            s.send_error(&el, Condition::JidMalformed);
+            return Ok(());
+        }
+    };
+    match kind {
+        Kind::Message => message::from_client(s, el, to.as_ref()).await,
+        Kind::Presence => presence::from_client(s, el, to.as_ref()).await,
+        Kind::Iq => iq::from_client(s, el, to.as_ref()).await,
+    }
+    Ok(())
+}
+
+/// After a session is unbound: unavailable presence to everyone who saw it available, and stanzas still queued
+/// for it are routed again (messages go to other resources or offline storage, RFC 6121 §8.5.3.2.1).
+pub async fn session_ended(s: &mut Session, pending: Option<mpsc::Receiver<Outbound>>) {
+    presence::went_offline(s).await;
+    let (Some(mut rx), Some(user)) = (pending, s.user.clone()) else { return };
+    rx.close();
+    while let Ok(o) = rx.try_recv() {
+        if let Outbound::Stanza(el) = o {
+            if el.name() == "message" {
+                if let Err(e) = message::deliver_to_account(&s.ctx, &user, None, el).await {
+                    tracing::debug!(condition = e.condition.as_str(), "queued message could not be rerouted");
+                }
+            }
+        }
+    }
+}
+
+/// A store failure while handling one stanza: logged once, answered with internal-server-error.
+pub fn store_failure(e: drupe_store::StoreError) -> StanzaError {
+    tracing::error!(error = %e, "store error");
+    StanzaError::new(Condition::InternalServerError)
+}
+
+/// Milliseconds since the epoch, for stamps.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

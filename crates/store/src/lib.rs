@@ -1,0 +1,267 @@
+//! drupe's storage: the only place SQL exists. `Store` is an enum of backends with one
+//! exhaustive `match` per domain method, so no method ships for one backend only.
+//!
+//! Durability contract: an awaited write returns only after its transaction is committed
+//! with `synchronous=FULL`, so it survives `kill -9` and power loss. Writes are group
+//! committed (see `sqlite::writer`); reads never wait for writes. The store knows nothing
+//! of sessions, stanzas' meaning or JIDs' syntax: usernames arrive normalised, contacts as
+//! bare-JID strings, stanzas as serialised XML.
+
+mod error;
+pub mod sqlite;
+
+use std::path::Path;
+
+use drupe_proto::sasl::Credentials;
+
+pub use error::StoreError;
+pub use sqlite::{SqliteOptions, SqliteStore, SCHEMA_VERSION as SQLITE_SCHEMA_VERSION};
+
+/// The subscription state of a roster item (RFC 6121 §2.1.2.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Subscription {
+    None,
+    To,
+    From,
+    Both,
+}
+
+impl Subscription {
+    /// The value of the `subscription` attribute (RFC 6121 §2.1.2.5).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subscription::None => "none",
+            Subscription::To => "to",
+            Subscription::From => "from",
+            Subscription::Both => "both",
+        }
+    }
+
+    /// Parses an attribute value; `None` for anything but the four states.
+    pub fn parse(value: &str) -> Option<Subscription> {
+        match value {
+            "none" => Some(Subscription::None),
+            "to" => Some(Subscription::To),
+            "from" => Some(Subscription::From),
+            "both" => Some(Subscription::Both),
+            _ => None,
+        }
+    }
+}
+
+/// One contact in a user's roster (RFC 6121 §2.1.2), with the server-side subscription
+/// flags of RFC 6121 §3 and Appendix A.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RosterItem {
+    /// The contact's bare JID.
+    pub jid: String,
+    pub name: Option<String>,
+    pub subscription: Subscription,
+    /// Pending out: the owner sent `subscribe` and awaits an answer (`ask='subscribe'`).
+    pub ask_out: bool,
+    /// Pending in: the contact asked to subscribe to the owner's presence.
+    pub pending_in: bool,
+    /// The owner pre-approved the contact's subscription (RFC 6121 §3.4).
+    pub approved: bool,
+    /// Group names, in the order given, without duplicates.
+    pub groups: Vec<String>,
+}
+
+/// A whole roster and its version (RFC 6121 §2.6); the version is 0 for a roster never changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Roster {
+    pub version: u64,
+    /// Sorted by contact JID.
+    pub items: Vec<RosterItem>,
+}
+
+/// The outcome of storing a message for an offline user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OfflinePush {
+    /// Stored under this id (ids only grow, per store).
+    Stored(i64),
+    /// The owner already has `limit` messages stored; nothing was stored.
+    Full,
+}
+
+/// A message kept for an offline user (RFC 6121 §8.5.2.2.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfflineMessage {
+    pub id: i64,
+    pub stanza: String,
+    pub stored_at_unix_ms: i64,
+}
+
+/// The store: one variant per backend. Cheap to clone (an `Arc` inside), `Send + Sync`.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqliteStore),
+}
+
+impl Store {
+    /// Opens (creating parent directories and the file if needed) and migrates a SQLite
+    /// store. Blocking: call at startup. Refuses a newer schema with
+    /// [`StoreError::NewerSchema`].
+    pub fn open_sqlite(path: &Path, options: SqliteOptions) -> Result<Store, StoreError> {
+        SqliteStore::open(path, options).map(Store::Sqlite)
+    }
+
+    // --- lifecycle -----------------------------------------------------------------------
+
+    /// Succeeds when the store can answer a query (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.ping().await,
+        }
+    }
+
+    /// Waits until every write queued before this call is committed (or has failed).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.flush().await,
+        }
+    }
+
+    /// Lets every queued write finish, then closes the store for all its clones: later
+    /// calls fail with [`StoreError::Closed`]. Idempotent.
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(s) => s.close().await,
+        }
+    }
+
+    /// Transactions committed since the store was opened (each holds a batch of writes).
+    pub fn commit_count(&self) -> u64 {
+        match self {
+            Store::Sqlite(s) => s.commit_count(),
+        }
+    }
+
+    /// Writes queued and not yet taken by the writer (a gauge for metrics).
+    pub fn write_queue_len(&self) -> usize {
+        match self {
+            Store::Sqlite(s) => s.write_queue_len(),
+        }
+    }
+
+    // --- accounts ------------------------------------------------------------------------
+
+    /// Creates an account; [`StoreError::AlreadyExists`] if the username is taken.
+    pub async fn account_create(&self, username: &str, credentials: &Credentials) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.account_create(username, credentials).await,
+        }
+    }
+
+    /// Removes an account with its roster and offline messages; `false` if there was none.
+    pub async fn account_remove(&self, username: &str) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.account_remove(username).await,
+        }
+    }
+
+    /// Replaces an account's credentials; `false` if there is no such account.
+    pub async fn account_set_credentials(&self, username: &str, credentials: &Credentials) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.account_set_credentials(username, credentials).await,
+        }
+    }
+
+    pub async fn account_credentials(&self, username: &str) -> Result<Option<Credentials>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.account_credentials(username).await,
+        }
+    }
+
+    pub async fn account_exists(&self, username: &str) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.account_exists(username).await,
+        }
+    }
+
+    /// Every username, sorted.
+    pub async fn account_list(&self) -> Result<Vec<String>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.account_list().await,
+        }
+    }
+
+    pub async fn account_count(&self) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.account_count().await,
+        }
+    }
+
+    // --- roster (RFC 6121 §2) ------------------------------------------------------------
+
+    /// The owner's roster, items sorted by contact; empty with version 0 if none.
+    pub async fn roster(&self, owner: &str) -> Result<Roster, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.roster(owner).await,
+        }
+    }
+
+    /// The owner's roster version: 0 if the roster was never changed.
+    pub async fn roster_version(&self, owner: &str) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.roster_version(owner).await,
+        }
+    }
+
+    pub async fn roster_item(&self, owner: &str, contact: &str) -> Result<Option<RosterItem>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.roster_item(owner, contact).await,
+        }
+    }
+
+    /// Inserts or replaces `item` (groups included) and returns the owner's new roster
+    /// version. [`StoreError::NoSuchAccount`] if the owner has no account.
+    pub async fn roster_put(&self, owner: &str, item: &RosterItem) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.roster_put(owner, item).await,
+        }
+    }
+
+    /// Removes a contact; the owner's new roster version, or `None` if it was not there.
+    pub async fn roster_remove(&self, owner: &str, contact: &str) -> Result<Option<u64>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.roster_remove(owner, contact).await,
+        }
+    }
+
+    // --- offline messages (RFC 6121 §8.5.2.2.1) ------------------------------------------
+
+    /// Stores a message for an offline user unless `limit` are already stored.
+    /// [`StoreError::NoSuchAccount`] if the owner has no account.
+    pub async fn offline_push(
+        &self,
+        owner: &str,
+        stanza: &str,
+        stored_at_unix_ms: i64,
+        limit: u32,
+    ) -> Result<OfflinePush, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.offline_push(owner, stanza, stored_at_unix_ms, limit).await,
+        }
+    }
+
+    /// The owner's stored messages, oldest first.
+    pub async fn offline_list(&self, owner: &str) -> Result<Vec<OfflineMessage>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.offline_list(owner).await,
+        }
+    }
+
+    /// Deletes the owner's messages with `id <= through` (those delivered); returns how many.
+    pub async fn offline_delete_through(&self, owner: &str, through: i64) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.offline_delete_through(owner, through).await,
+        }
+    }
+
+    pub async fn offline_count(&self, owner: &str) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.offline_count(owner).await,
+        }
+    }
+}

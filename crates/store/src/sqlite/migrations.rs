@@ -1,0 +1,88 @@
+//! The SQLite schema as an append-only list of migrations, tracked in `PRAGMA user_version`.
+//!
+//! Migration N (1-based) takes a database from `user_version = N-1` to `N`. Never edit a
+//! migration that has shipped: append a new one. Each runs in its own `BEGIN IMMEDIATE`
+//! transaction, so two processes opening the same file cannot both apply it.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::StoreError;
+
+/// The schema version this build writes; a database with a higher one is refused.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts, roster (RFC 6121 §2), offline messages (RFC 6121 §8.5.2.2.1 / XEP-0160).
+    r#"
+    CREATE TABLE accounts (
+        username          TEXT    NOT NULL PRIMARY KEY,
+        sha1_salt         BLOB    NOT NULL,
+        sha1_iterations   INTEGER NOT NULL,
+        sha1_stored_key   BLOB    NOT NULL,
+        sha1_server_key   BLOB    NOT NULL,
+        sha256_salt       BLOB    NOT NULL,
+        sha256_iterations INTEGER NOT NULL,
+        sha256_stored_key BLOB    NOT NULL,
+        sha256_server_key BLOB    NOT NULL
+    ) STRICT;
+
+    -- Roster versioning (RFC 6121 §2.6): one counter per owner, bumped by every change.
+    CREATE TABLE roster_versions (
+        owner   TEXT    NOT NULL PRIMARY KEY REFERENCES accounts(username) ON DELETE CASCADE,
+        version INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE roster_items (
+        owner        TEXT    NOT NULL REFERENCES accounts(username) ON DELETE CASCADE,
+        contact      TEXT    NOT NULL,
+        name         TEXT,
+        subscription TEXT    NOT NULL CHECK (subscription IN ('none', 'to', 'from', 'both')),
+        ask_out      INTEGER NOT NULL CHECK (ask_out IN (0, 1)),
+        pending_in   INTEGER NOT NULL CHECK (pending_in IN (0, 1)),
+        approved     INTEGER NOT NULL CHECK (approved IN (0, 1)),
+        PRIMARY KEY (owner, contact)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE roster_groups (
+        owner    TEXT    NOT NULL,
+        contact  TEXT    NOT NULL,
+        name     TEXT    NOT NULL,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (owner, contact, name),
+        FOREIGN KEY (owner, contact) REFERENCES roster_items(owner, contact) ON DELETE CASCADE
+    ) STRICT, WITHOUT ROWID;
+
+    -- AUTOINCREMENT: ids are never reused, so a client's "delete through id" can
+    -- never reach a message stored after it read the list.
+    CREATE TABLE offline_messages (
+        id                INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner             TEXT    NOT NULL REFERENCES accounts(username) ON DELETE CASCADE,
+        stanza            TEXT    NOT NULL,
+        stored_at_unix_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX offline_messages_by_owner ON offline_messages(owner, id);
+    "#,
+];
+
+/// Brings the database up to [`SCHEMA_VERSION`], one transaction per migration.
+/// Returns the version found before migrating.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
+    let mut found = None;
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        found.get_or_insert(version);
+        // A negative version is no schema of ours either: refuse it rather than guess.
+        if !(0..=SCHEMA_VERSION).contains(&version) {
+            return Err(StoreError::NewerSchema { found: version, known: SCHEMA_VERSION });
+        }
+        let Some(script) = MIGRATIONS.get(version as usize) else {
+            // version == SCHEMA_VERSION: up to date.
+            return Ok(found.unwrap_or(version));
+        };
+        tx.execute_batch(script)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+        tracing::info!(from = version, to = version + 1, "applied store migration");
+    }
+}

@@ -1,0 +1,238 @@
+//! The SQLite backend: opening and migrating the file, the group-commit writer, the reader pool.
+//!
+//! One write connection lives on the writer thread ([`writer`]); reads run on a small pool
+//! of read-only WAL connections through `spawn_blocking`. The SQL of each domain lives in
+//! its own file (`accounts`, `roster`, `offline`) as `impl SqliteStore` blocks.
+
+mod accounts;
+mod migrations;
+mod offline;
+mod roster;
+mod writer;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::Semaphore;
+
+use crate::StoreError;
+pub use migrations::SCHEMA_VERSION;
+use writer::Writer;
+
+/// How the SQLite store is run. `Default` gives the documented defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// Read-only connections in the pool (default 2; at least 1).
+    pub readers: usize,
+    /// Most writes committed in one transaction (default 512; at least 1).
+    pub max_batch: usize,
+    /// Writes that may wait for the writer before callers wait (asynchronously) for room
+    /// (default 4096; at least 1).
+    pub queue_capacity: usize,
+    /// How long a connection waits for a lock held by another process (default 5 s).
+    pub busy_timeout: Duration,
+    /// `PRAGMA max_page_count` on the write connection: a size quota past which writes fail
+    /// with [`StoreError::DiskFull`]. `None` keeps SQLite's default (no practical limit).
+    pub max_page_count: Option<u64>,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            readers: 2,
+            max_batch: 512,
+            queue_capacity: 4096,
+            busy_timeout: Duration::from_secs(5),
+            max_page_count: None,
+        }
+    }
+}
+
+/// A store kept in one SQLite file (plus its `-wal` and `-shm`). Cheap to clone: every
+/// clone shares the writer thread and the reader pool.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Writer,
+    readers: Arc<ReaderPool>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.inner.path).finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database at `path`, then starts the
+    /// writer thread. Blocking: call it at startup, not on an async worker under load.
+    pub fn open(path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(options.busy_timeout)?;
+        // WAL: readers never block the writer nor each other. The mode is stored in the
+        // file; check it took (it cannot on some file systems).
+        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::internal(format!(
+                "could not switch {} to WAL (journal_mode is {mode})",
+                path.display()
+            )));
+        }
+        // FULL: a commit is on disk when COMMIT returns, even in WAL mode. Group commit
+        // pays that fsync once per batch, not once per write.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        let found = migrations::migrate(&mut conn)?;
+        if let Some(pages) = options.max_page_count {
+            let _: i64 = conn.pragma_update_and_check(None, "max_page_count", pages, |row| row.get(0))?;
+        }
+        tracing::info!(
+            path = %path.display(),
+            schema_from = found,
+            schema = SCHEMA_VERSION,
+            "opened sqlite store"
+        );
+
+        let readers = Arc::new(ReaderPool::open(path, &options)?);
+        let writer = Writer::spawn(conn, options.max_batch, options.queue_capacity)?;
+        Ok(SqliteStore { inner: Arc::new(Inner { path: path.to_owned(), writer, readers }) })
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub(crate) async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.inner.writer.write(work).await
+    }
+
+    pub(crate) async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.inner.readers.read(work).await
+    }
+
+    pub(crate) async fn flush(&self) -> Result<(), StoreError> {
+        self.inner.writer.flush().await
+    }
+
+    pub(crate) async fn close(&self) {
+        self.inner.writer.close().await;
+        // Closing connections is file I/O: off the async workers.
+        let readers = self.inner.readers.clone();
+        let _ = tokio::task::spawn_blocking(move || readers.close()).await;
+    }
+
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) fn commit_count(&self) -> u64 {
+        self.inner.writer.commit_count()
+    }
+
+    pub(crate) fn write_queue_len(&self) -> usize {
+        self.inner.writer.queue_len()
+    }
+}
+
+/// Read-only connections, at most `permits` in use at once. A connection lost to a
+/// panicking read is replaced by opening a new one.
+struct ReaderPool {
+    path: PathBuf,
+    busy_timeout: Duration,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl ReaderPool {
+    fn open(path: &Path, options: &SqliteOptions) -> Result<ReaderPool, StoreError> {
+        let size = options.readers.max(1);
+        let mut pool = ReaderPool {
+            path: path.to_owned(),
+            busy_timeout: options.busy_timeout,
+            idle: Mutex::new(Vec::with_capacity(size)),
+            permits: Arc::new(Semaphore::new(size)),
+        };
+        let idle = (0..size).map(|_| pool.connect()).collect::<Result<Vec<_>, _>>()?;
+        *pool.idle.get_mut().unwrap_or_else(PoisonError::into_inner) = idle;
+        Ok(pool)
+    }
+
+    fn connect(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(self.busy_timeout)?;
+        Ok(conn)
+    }
+
+    /// Runs `work` on a pooled connection on a blocking thread, after waiting
+    /// (asynchronously) for a free one.
+    async fn read<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let permit = self.permits.clone().acquire_owned().await.map_err(|_| StoreError::Closed)?;
+        let pool = self.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let conn = match pool.take() {
+                Some(conn) => conn,
+                None => pool.connect()?,
+            };
+            let result = work(&conn);
+            pool.give_back(conn);
+            result
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // Cancelled: the runtime is shutting down.
+            Err(_) => Err(StoreError::Closed),
+        }
+    }
+
+    fn take(&self) -> Option<Connection> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop()
+    }
+
+    fn give_back(&self, conn: Connection) {
+        if !self.permits.is_closed() {
+            self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(conn);
+        }
+    }
+
+    /// Refuses new reads and closes idle connections; reads in flight finish and then
+    /// close theirs.
+    fn close(&self) {
+        self.permits.close();
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+}

@@ -1,0 +1,233 @@
+//! The group-commit writer: one OS thread owns the only write connection.
+//!
+//! It blocks for the first job, drains every job already queued (up to `max_batch`), runs
+//! them in ONE transaction, each inside its own SAVEPOINT so a failing job undoes only
+//! itself, commits once (one fsync for the whole batch with `synchronous=FULL`), and only
+//! then answers each job. So an awaited write has reached the disk when it returns.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::StoreError;
+
+/// What the writer thread receives. FIFO: a `Flush` or `Close` is answered after every
+/// job queued before it has been committed (or has failed).
+enum Message {
+    Write(Box<dyn Job>),
+    Flush(oneshot::Sender<()>),
+    Close(oneshot::Sender<()>),
+}
+
+/// One write, type-erased so jobs of any result type share the queue.
+trait Job: Send {
+    /// Runs the job's SQL inside its savepoint. An error (a copy; the job keeps its own
+    /// for its caller) means its savepoint must be rolled back.
+    fn run(&mut self, conn: &Connection) -> Result<(), StoreError>;
+    /// Answers the caller once the batch has ended: `None` if it committed, else the
+    /// error that undid the whole batch.
+    fn finish(self: Box<Self>, batch_error: Option<&StoreError>);
+}
+
+struct TypedJob<F, T> {
+    work: Option<F>,
+    result: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<F, T> Job for TypedJob<F, T>
+where
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+    T: Send,
+{
+    fn run(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        let Some(work) = self.work.take() else {
+            return Err(StoreError::internal("store write job ran twice".into()));
+        };
+        let result = match catch_unwind(AssertUnwindSafe(|| work(conn))) {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::error!("store write job panicked; rolled back");
+                Err(StoreError::internal("store write job panicked".into()))
+            }
+        };
+        let outcome = match &result {
+            Ok(_) => Ok(()),
+            Err(error) => Err(error.replicate()),
+        };
+        self.result = Some(result);
+        outcome
+    }
+
+    fn finish(self: Box<Self>, batch_error: Option<&StoreError>) {
+        let answer = match (batch_error, self.result) {
+            (Some(error), _) => Err(error.replicate()),
+            (None, Some(result)) => result,
+            (None, None) => Err(StoreError::internal("store write job never ran".into())),
+        };
+        // The caller may have stopped waiting (its future was dropped); nothing to do then.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// The handle every clone of the store shares: the queue's sender and the thread.
+pub(crate) struct Writer {
+    queue: mpsc::Sender<Message>,
+    commits: Arc<AtomicU64>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    /// Starts the writer thread on an already configured and migrated connection.
+    pub(crate) fn spawn(conn: Connection, max_batch: usize, queue_capacity: usize) -> Result<Writer, StoreError> {
+        let (queue, receiver) = mpsc::channel(queue_capacity.max(1));
+        let commits = Arc::new(AtomicU64::new(0));
+        let thread = std::thread::Builder::new().name("drupe-store-writer".into()).spawn({
+            let commits = commits.clone();
+            move || run(conn, receiver, max_batch.max(1), &commits)
+        })?;
+        Ok(Writer { queue, commits, thread: Mutex::new(Some(thread)) })
+    }
+
+    /// Queues `work` and waits until the batch holding it is committed. Waiting for room
+    /// in a full queue is async backpressure, never a blocked worker thread.
+    ///
+    /// Dropping the returned future does not cancel the write: it may still commit.
+    pub(crate) async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = TypedJob { work: Some(work), result: None, reply };
+        self.queue.send(Message::Write(Box::new(job))).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Waits until every write queued before this call has been committed or has failed.
+    pub(crate) async fn flush(&self) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.queue.send(Message::Flush(done)).await.map_err(|_| StoreError::Closed)?;
+        wait.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Lets every write queued so far finish, then stops the thread and closes the write
+    /// connection. Writes queued after this get `StoreError::Closed`. Idempotent.
+    pub(crate) async fn close(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.queue.send(Message::Close(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+        let thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(thread) = thread {
+            // The thread has answered `Close` and is about to return; joining is short but
+            // still a blocking call, so it runs off the async workers.
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+
+    pub(crate) fn commit_count(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn queue_len(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+}
+
+/// The thread's loop. Ends on `Close` or when every sender is gone; dropping the receiver
+/// then fails whatever was queued behind (`StoreError::Closed` for their callers).
+fn run(conn: Connection, mut receiver: mpsc::Receiver<Message>, max_batch: usize, commits: &AtomicU64) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while let Some(first) = receiver.blocking_recv() {
+        batch.push(first);
+        while batch.len() < max_batch && !matches!(batch.last(), Some(Message::Close(_))) {
+            match receiver.try_recv() {
+                Ok(message) => batch.push(message),
+                Err(_) => break,
+            }
+        }
+        let mut jobs = Vec::with_capacity(batch.len());
+        let mut waiters = Vec::new();
+        let mut close = None;
+        for message in batch.drain(..) {
+            match message {
+                Message::Write(job) => jobs.push(job),
+                Message::Flush(done) => waiters.push(done),
+                Message::Close(done) => close = Some(done),
+            }
+        }
+        if !jobs.is_empty() {
+            commit_batch(&conn, jobs, commits);
+        }
+        for done in waiters {
+            let _ = done.send(());
+        }
+        if let Some(done) = close {
+            drop(receiver);
+            drop(conn);
+            let _ = done.send(());
+            tracing::debug!("store writer closed");
+            return;
+        }
+    }
+    tracing::debug!("store writer stopped: every handle dropped");
+}
+
+/// Runs one batch in one transaction and answers every job.
+fn commit_batch(conn: &Connection, jobs: Vec<Box<dyn Job>>, commits: &AtomicU64) {
+    let started = Instant::now();
+    let size = jobs.len();
+    let result = run_batch(conn, jobs);
+    let (jobs, outcome) = result;
+    match &outcome {
+        Ok(()) => {
+            commits.fetch_add(1, Ordering::Relaxed);
+            tracing::trace!(jobs = size, elapsed_us = started.elapsed().as_micros() as u64, "store batch committed");
+        }
+        Err(error) => {
+            if !conn.is_autocommit() {
+                if let Err(rollback) = conn.execute_batch("ROLLBACK") {
+                    tracing::error!(%rollback, "store batch rollback failed");
+                }
+            }
+            tracing::warn!(%error, jobs = size, "store batch failed; every write in it was refused");
+        }
+    }
+    for job in jobs {
+        job.finish(outcome.as_ref().err());
+    }
+}
+
+/// BEGIN, one SAVEPOINT per job, COMMIT. Gives back the jobs to answer and the error, if
+/// any, that undid the whole batch (the caller then rolls back).
+fn run_batch(conn: &Connection, mut jobs: Vec<Box<dyn Job>>) -> (Vec<Box<dyn Job>>, Result<(), StoreError>) {
+    // IMMEDIATE takes the write lock now: another process holding it makes us wait
+    // (busy_timeout) here rather than fail halfway through the batch.
+    if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
+        return (jobs, Err(error.into()));
+    }
+    for job in &mut jobs {
+        if let Err(error) = conn.execute_batch("SAVEPOINT job") {
+            return (jobs, Err(error.into()));
+        }
+        let savepoint_end = match job.run(conn) {
+            Ok(()) => "RELEASE job",
+            // On some errors (SQLITE_FULL, IOERR, NOMEM) SQLite may already have rolled
+            // back the whole transaction: then every job of the batch is undone, by this
+            // job's error.
+            Err(error) if conn.is_autocommit() => return (jobs, Err(error)),
+            Err(_) => "ROLLBACK TO job; RELEASE job",
+        };
+        if let Err(error) = conn.execute_batch(savepoint_end) {
+            return (jobs, Err(error.into()));
+        }
+    }
+    let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+    (jobs, committed)
+}

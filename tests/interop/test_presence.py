@@ -1,0 +1,82 @@
+"""RFC 6121 sections 3 and 4: the subscription handshake, then presence both ways."""
+
+from xmpp_client import NS_CLIENT, show
+
+
+async def subscribe(requester, contact):
+    """RFC 6121 3.1: `requester` subscribes to `contact`'s presence and `contact` approves."""
+    r, c = requester.bare, contact.bare
+    requester.send_raw(f"<presence to='{c}' type='subscribe'/>")
+    item = await requester.expect_roster_push(c)
+    assert item.get("ask") == "subscribe", f"3.1.2: roster push with ask='subscribe': {show(item)}"
+
+    request = await contact.expect_presence(r, "subscribe")
+    assert request.get("from") == r, f"3.1.3: subscription request from the bare JID: {show(request)}"
+
+    contact.send_raw(f"<presence to='{r}' type='subscribed'/>")
+    item = await contact.expect_roster_push(r)
+    assert item.get("subscription") in ("from", "both"), show(item)
+
+    approval = await requester.expect_presence(c, "subscribed")
+    assert approval.get("from") == c, show(approval)
+    item = await requester.expect_roster_push(c)
+    assert item.get("subscription") in ("to", "both"), show(item)
+    assert item.get("ask") is None, f"ask cleared after approval: {show(item)}"
+    # 3.1.6: the contact's server sends the contact's current presence to the requester.
+    await requester.expect_presence(contact.full, None)
+
+
+async def test_subscription_handshake_then_presence(connect):
+    alice = await connect("alice")
+    bob = await connect("bob")
+
+    await subscribe(alice, bob)
+    await subscribe(bob, alice)
+
+    for c, other in ((alice, bob), (bob, alice)):
+        items = await c.roster()
+        assert items[other.bare].get("subscription") == "both", show(items[other.bare])
+
+    # Broadcast of presence changes: each sees the other's.
+    bob.send_raw("<presence><show>away</show><status>lunch</status></presence>")
+    p = await alice.expect_presence(bob.full, None)
+    assert p.findtext(f"{{{NS_CLIENT}}}show") == "away", show(p)
+    assert p.findtext(f"{{{NS_CLIENT}}}status") == "lunch", show(p)
+
+    alice.send_raw("<presence><status>here</status></presence>")
+    p = await bob.expect_presence(alice.full, None)
+    assert p.findtext(f"{{{NS_CLIENT}}}status") == "here", show(p)
+
+    # A new session of bob gets alice's presence on its initial presence (RFC 6121 4.2.2).
+    bob2 = await connect("bob", resource="second")
+    await bob2.expect_presence(alice.full, None)
+    await alice.expect_presence(bob2.full, None)
+
+    # Going offline is seen as unavailable presence from the full JID.
+    await bob.close()
+    await alice.expect_presence(bob.full, "unavailable")
+    await bob2.close()
+    await alice.expect_presence(bob2.full, "unavailable")
+
+
+async def test_presence_not_sent_without_subscription(connect):
+    alice = await connect("alice")
+    bob = await connect("bob")
+    bob.send_raw("<presence><status>secret</status></presence>")
+    await alice.expect_none(lambda el: el.get("from", "").startswith("bob@"), "stanza from bob")
+
+
+async def test_subscription_survives_restart(server, connect):
+    alice = await connect("alice")
+    bob = await connect("bob")
+    await subscribe(alice, bob)
+    await alice.close()
+    await bob.close()
+    server.restart()
+    bob = await connect("bob")
+    alice = await connect("alice")
+    # alice is subscribed to bob: she gets his presence when she comes online (4.2.2).
+    await alice.expect_presence(bob.full, None)
+    items = await alice.roster()
+    assert items["bob@localhost"].get("subscription") == "to", show(items["bob@localhost"])
+
