@@ -12,12 +12,23 @@ pub enum Node {
     Text(String),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Eq)]
 pub struct Element {
     name: String,
     ns: String,
     attrs: Vec<(String, String)>,
     children: Vec<Node>,
+}
+
+/// Attribute order carries no meaning in XML (and rxml does not keep it): equality ignores it.
+impl PartialEq for Element {
+    fn eq(&self, other: &Element) -> bool {
+        self.name == other.name
+            && self.ns == other.ns
+            && self.children == other.children
+            && self.attrs.len() == other.attrs.len()
+            && self.attrs.iter().all(|(k, v)| other.attr(k) == Some(v.as_str()))
+    }
 }
 
 impl Element {

@@ -206,11 +206,12 @@ impl StreamReader {
 }
 
 fn new_parser(limits: &Limits) -> Parser {
-    let mut options = Options::default();
     // rxml reserves this much for its token scratchpad up front, so it is also the parser's memory floor: names and
     // attribute values longer than this are refused (policy-violation); text is split into chunks and counted.
-    options.max_token_length = limits.max_stanza_bytes.min(MAX_TOKEN_BYTES);
-    Parser::with_options(options)
+    Parser::with_options(Options {
+        max_token_length: limits.max_stanza_bytes.min(MAX_TOKEN_BYTES),
+        ..Default::default()
+    })
 }
 
 fn policy(text: &str) -> StreamError {
@@ -222,6 +223,11 @@ fn map_xml_error(e: rxml::Error) -> StreamError {
     match e {
         E::RestrictedXml("event too long" | "long name or reference") => policy("token too large"),
         E::RestrictedXml(what) => StreamError::new(StreamCondition::RestrictedXml).with_text(what),
+        // rxml reports any `<!` that opens neither a comment nor CDATA this way: that is a markup declaration
+        // (DOCTYPE, ENTITY, ...), i.e. a DTD, which XMPP forbids (RFC 6120 §11.1).
+        E::InvalidSyntax("malformed cdata or comment section start") => {
+            StreamError::new(StreamCondition::RestrictedXml).with_text("DTD")
+        }
         E::UndeclaredEntity => StreamError::new(StreamCondition::RestrictedXml).with_text("entity reference"),
         E::InvalidUtf8Byte(_) => StreamError::new(StreamCondition::NotWellFormed).with_text("invalid UTF-8"),
         other => StreamError::new(StreamCondition::NotWellFormed).with_text(&other.to_string()),

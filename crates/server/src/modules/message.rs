@@ -102,9 +102,8 @@ async fn store_offline(ctx: &Context, user: &str, mut el: Element) -> Result<(),
     let limit = ctx.config.limits.max_offline_messages;
     match ctx.store.offline_push(user, &el.to_xml(), now, limit).await.map_err(store_failure)? {
         OfflinePush::Stored(_) => Ok(()),
-        OfflinePush::Full => {
-            Err(StanzaError::new(Condition::ServiceUnavailable).with_text("offline storage of the recipient is full"))
-        }
+        // The same bare condition as for a missing account: nothing tells the sender which case it was.
+        OfflinePush::Full => Err(StanzaError::new(Condition::ServiceUnavailable)),
     }
 }
 

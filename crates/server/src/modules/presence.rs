@@ -208,7 +208,12 @@ pub async fn send_subscription(s: &mut Session, contact: &str, kind: &str) {
     let me = bare(s);
     let ctx = s.ctx.clone();
     let mut item = item_or_new(&ctx, &user, contact).await;
-    let contact_user = local_user(&ctx, contact);
+    // A local JID without an account is treated like a remote one: the stanza goes nowhere, silently (RFC 6121
+    // §3.1.3 lets the server ignore it; answering would reveal which accounts exist).
+    let contact_user = match local_user(&ctx, contact) {
+        Some(c) if ctx.store.account_exists(&c).await.unwrap_or(false) => Some(c),
+        _ => None,
+    };
     match kind {
         "subscribe" => {
             if !matches!(item.subscription, Subscription::To | Subscription::Both) && !item.ask_out {

@@ -1,0 +1,2 @@
+//! drupe-bench (placeholder until the load tool lands).
+fn main() {}

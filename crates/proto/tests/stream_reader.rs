@@ -1,0 +1,223 @@
+//! The XML stream reader: bytes in, events out, for every split of the input, and the RFC 6120 stream error for
+//! every kind of bad input.
+
+use drupe_proto::error::StreamCondition;
+use drupe_proto::ns;
+use drupe_proto::xml::{Element, Limits, StreamEvent, StreamHeader, StreamReader};
+
+const HEADER: &str = "<?xml version='1.0'?><stream:stream to='example.org' version='1.0' xml:lang='en' \
+xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+
+/// A sample stream with multi-byte UTF-8, entities, CDATA, nesting, whitespace keepalives and a close.
+fn sample() -> String {
+    format!(
+        "{HEADER}<message to='b@example.org' type='chat' id='m1'><body>h\u{e9}llo &amp; \u{1F600} \
+<![CDATA[<raw>]]></body><x xmlns='urn:example'><y a='1'/></x></message> \n\
+<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq><presence/></stream:stream>"
+    )
+}
+
+fn read_all(chunks: &[&[u8]]) -> Result<Vec<StreamEvent>, StreamCondition> {
+    let mut r = StreamReader::new(Limits::default());
+    let mut out = Vec::new();
+    for c in chunks {
+        r.feed(c, &mut out).map_err(|e| e.condition)?;
+    }
+    Ok(out)
+}
+
+fn expected() -> Vec<StreamEvent> {
+    let message = Element::new("message", ns::CLIENT)
+        .with_attr("to", "b@example.org")
+        .with_attr("type", "chat")
+        .with_attr("id", "m1")
+        .with_child(Element::new("body", ns::CLIENT).with_text("h\u{e9}llo & \u{1F600} <raw>"))
+        .with_child(Element::new("x", "urn:example").with_child(Element::new("y", "urn:example").with_attr("a", "1")));
+    let iq = Element::new("iq", ns::CLIENT)
+        .with_attr("type", "get")
+        .with_attr("id", "p")
+        .with_child(Element::new("ping", ns::PING));
+    vec![
+        StreamEvent::Open(StreamHeader {
+            to: Some("example.org".into()),
+            from: None,
+            version: Some("1.0".into()),
+            lang: Some("en".into()),
+        }),
+        StreamEvent::Stanza(message),
+        StreamEvent::Whitespace,
+        StreamEvent::Stanza(iq),
+        StreamEvent::Stanza(Element::new("presence", ns::CLIENT)),
+        StreamEvent::Close,
+    ]
+}
+
+/// Adjacent whitespace events may be merged or split differently depending on where the input is cut; compare
+/// with runs of whitespace collapsed.
+fn normalize(events: Vec<StreamEvent>) -> Vec<StreamEvent> {
+    let mut out: Vec<StreamEvent> = Vec::new();
+    for e in events {
+        if e == StreamEvent::Whitespace && out.last() == Some(&StreamEvent::Whitespace) {
+            continue;
+        }
+        out.push(e);
+    }
+    out
+}
+
+#[test]
+fn whole_input_gives_the_expected_events() {
+    let s = sample();
+    assert_eq!(normalize(read_all(&[s.as_bytes()]).unwrap()), expected());
+}
+
+#[test]
+fn every_split_point_gives_the_same_events() {
+    let s = sample();
+    let b = s.as_bytes();
+    for i in 0..=b.len() {
+        let got = read_all(&[&b[..i], &b[i..]]).unwrap_or_else(|c| panic!("split at {i}: {c:?}"));
+        assert_eq!(normalize(got), expected(), "split at {i}");
+    }
+}
+
+#[test]
+fn byte_by_byte_input_gives_the_same_events() {
+    let s = sample();
+    let chunks: Vec<&[u8]> = s.as_bytes().chunks(1).collect();
+    assert_eq!(normalize(read_all(&chunks).unwrap()), expected());
+}
+
+#[test]
+fn truncated_stanza_yields_nothing_and_stays_buffered() {
+    let s = format!("{HEADER}<message to='a@example.org'><body>partial");
+    let mut r = StreamReader::new(Limits::default());
+    let mut out = Vec::new();
+    r.feed(s.as_bytes(), &mut out).unwrap();
+    assert_eq!(out.len(), 1, "only the stream header: {out:?}");
+    assert!(r.in_stanza());
+    r.feed(b" end</body></message>", &mut out).unwrap();
+    assert!(matches!(&out[1], StreamEvent::Stanza(m) if m.child("body", ns::CLIENT).unwrap().text() == "partial end"));
+    assert!(!r.in_stanza());
+}
+
+#[test]
+fn next_stops_after_each_event_leaving_the_rest_unread() {
+    // After <starttls/> the remaining bytes must not be parsed by the old stream (RFC 6120 §5.4.3.3).
+    let s = format!("{HEADER}<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><iq type='get' id='x'/>");
+    let mut r = StreamReader::new(Limits::default());
+    let mut data = s.as_bytes();
+    assert!(matches!(r.next(&mut data).unwrap(), Some(StreamEvent::Open(_))));
+    assert!(matches!(r.next(&mut data).unwrap(), Some(StreamEvent::Stanza(e)) if e.name() == "starttls"));
+    assert_eq!(data, b"<iq type='get' id='x'/>");
+    // A restarted stream (after SASL success) parses a new header from the remaining bytes.
+    r.reset();
+    let mut again = format!("{HEADER}<presence/>").into_bytes();
+    let mut data = &again[..];
+    assert!(matches!(r.next(&mut data).unwrap(), Some(StreamEvent::Open(_))));
+    assert!(matches!(r.next(&mut data).unwrap(), Some(StreamEvent::Stanza(e)) if e.name() == "presence"));
+    again.clear();
+}
+
+fn error_for(input: &str, limits: Limits) -> StreamCondition {
+    let mut r = StreamReader::new(limits);
+    let mut out = Vec::new();
+    match r.feed(input.as_bytes(), &mut out) {
+        Err(e) => e.condition,
+        Ok(()) => panic!("accepted {input:?}: {out:?}"),
+    }
+}
+
+#[test]
+fn hostile_input_gets_the_right_stream_error() {
+    let l = Limits::default();
+    let cases: &[(&str, StreamCondition)] = &[
+        ("<?xml version='1.0'?><!DOCTYPE foo [<!ENTITY x 'y'>]><stream:stream/>", StreamCondition::RestrictedXml),
+        (&format!("{HEADER}<message><body>&xxe;</body></message>"), StreamCondition::RestrictedXml),
+        (&format!("{HEADER}<?php evil?>"), StreamCondition::RestrictedXml),
+        (&format!("{HEADER}<!-- comment -->"), StreamCondition::RestrictedXml),
+        (&format!("{HEADER}<message><body>x</bdoy></message>"), StreamCondition::NotWellFormed),
+        (&format!("{HEADER}<message a='1' a='2'/>"), StreamCondition::NotWellFormed),
+        (&format!("{HEADER}<foo:bar/>"), StreamCondition::NotWellFormed),
+        (&format!("{HEADER}text between stanzas<presence/>"), StreamCondition::NotWellFormed),
+        ("<stream:stream xmlns:stream='urn:wrong' xmlns='jabber:client'>", StreamCondition::InvalidNamespace),
+        ("<html xmlns='http://www.w3.org/1999/xhtml'>", StreamCondition::InvalidNamespace),
+        ("<stream:foo xmlns:stream='http://etherx.jabber.org/streams'>", StreamCondition::NotWellFormed),
+    ];
+    for (input, want) in cases {
+        assert_eq!(error_for(input, l), *want, "{input}");
+    }
+    let mut bad_utf8 = format!("{HEADER}<message><body>").into_bytes();
+    bad_utf8.extend_from_slice(&[0xff, 0xfe]);
+    bad_utf8.extend_from_slice(b"</body></message>");
+    let mut r = StreamReader::new(l);
+    assert_eq!(r.feed(&bad_utf8, &mut Vec::new()).unwrap_err().condition, StreamCondition::NotWellFormed);
+}
+
+#[test]
+fn limits_are_enforced_as_policy_violation() {
+    let limits = Limits { max_stanza_bytes: 2048, max_depth: 4, max_attributes: 3 };
+    let big = format!("{HEADER}<message><body>{}</body></message>", "a".repeat(4000));
+    assert_eq!(error_for(&big, limits), StreamCondition::PolicyViolation);
+    let deep = format!("{HEADER}<a><b><c><d><e/></d></c></b></a>");
+    assert_eq!(error_for(&deep, limits), StreamCondition::PolicyViolation);
+    let attrs = format!("{HEADER}<a p='1' q='2' r='3' s='4'/>");
+    assert_eq!(error_for(&attrs, limits), StreamCondition::PolicyViolation);
+    let long_attr = format!("{HEADER}<a p='{}'/>", "x".repeat(3000));
+    assert_eq!(error_for(&long_attr, limits), StreamCondition::PolicyViolation);
+    // Many small stanzas add up to more than the limit without tripping it: the count is per stanza.
+    let many = format!("{HEADER}{}", "<presence/>".repeat(1000));
+    let mut r = StreamReader::new(limits);
+    let mut out = Vec::new();
+    r.feed(many.as_bytes(), &mut out).unwrap();
+    assert_eq!(out.len(), 1001);
+    // The limit holds however the oversize stanza is split.
+    let mut r = StreamReader::new(limits);
+    let result = big.as_bytes().chunks(7).try_for_each(|c| r.feed(c, &mut Vec::new()));
+    assert_eq!(result.unwrap_err().condition, StreamCondition::PolicyViolation);
+}
+
+#[test]
+fn stanzas_at_exactly_the_limits_pass() {
+    let limits = Limits { max_stanza_bytes: 4096, max_depth: 3, max_attributes: 2 };
+    let ok = format!("{HEADER}<a p='1' q='2'><b><c/></b></a>");
+    let mut r = StreamReader::new(limits);
+    let mut out = Vec::new();
+    r.feed(ok.as_bytes(), &mut out).unwrap();
+    assert_eq!(out.len(), 2);
+}
+
+#[test]
+fn input_after_close_is_ignored() {
+    let s = format!("{HEADER}</stream:stream><garbage");
+    let out = read_all(&[s.as_bytes()]).unwrap();
+    assert_eq!(out.last(), Some(&StreamEvent::Close));
+}
+
+#[test]
+fn serialization_round_trips_through_the_reader() {
+    let el = Element::new("message", ns::CLIENT)
+        .with_attr("to", "a'b\"c@example.org")
+        .with_attr("xml:lang", "de")
+        .with_child(Element::new("body", ns::CLIENT).with_text("<&>\"' \r\n\t x"))
+        .with_child(Element::new("x", "urn:q").with_child(Element::new("y", "urn:r")));
+    let mut bytes = HEADER.as_bytes().to_vec();
+    el.write_to(&mut bytes, ns::CLIENT);
+    let events = read_all(&[&bytes]).unwrap();
+    assert_eq!(events[1], StreamEvent::Stanza(el));
+}
+
+#[test]
+fn stream_errors_serialize_with_the_stream_prefix() {
+    let e = drupe_proto::error::StreamError::new(StreamCondition::HostUnknown).with_text("a<b");
+    let s = String::from_utf8(e.to_bytes()).unwrap();
+    assert_eq!(
+        s,
+        "<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>\
+<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>a&lt;b</text></stream:error>"
+    );
+    let features = Element::new("features", ns::STREAMS).with_child(Element::new("bind", ns::BIND));
+    let mut out = Vec::new();
+    features.write_to(&mut out, ns::CLIENT);
+    assert_eq!(out, b"<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>");
+}
