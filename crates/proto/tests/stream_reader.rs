@@ -221,3 +221,39 @@ fn stream_errors_serialize_with_the_stream_prefix() {
     features.write_to(&mut out, ns::CLIENT);
     assert_eq!(out, b"<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>");
 }
+
+/// Deterministic xorshift, so that a failure reproduces.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn mutated_input_never_panics_and_ends_in_events_or_one_error() {
+    let base = sample().into_bytes();
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    for _ in 0..3000 {
+        let mut input = base.clone();
+        for _ in 0..(xorshift(&mut seed) % 8 + 1) {
+            let i = (xorshift(&mut seed) as usize) % input.len();
+            match xorshift(&mut seed) % 3 {
+                0 => input[i] = xorshift(&mut seed) as u8,
+                1 => {
+                    input.remove(i);
+                }
+                _ => input.insert(i, b"<>&'\"/!?="[(xorshift(&mut seed) % 9) as usize]),
+            }
+        }
+        let limits = Limits { max_stanza_bytes: 1024, max_depth: 3, max_attributes: 4 };
+        let mut r = StreamReader::new(limits);
+        let chunk = (xorshift(&mut seed) % 17 + 1) as usize;
+        let mut out = Vec::new();
+        for c in input.chunks(chunk) {
+            if r.feed(c, &mut out).is_err() {
+                break;
+            }
+        }
+    }
+}

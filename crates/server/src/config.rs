@@ -27,6 +27,7 @@ pub struct Config {
     pub limits: Limits,
     pub auth: Auth,
     pub storage: Storage,
+    pub sm: Sm,
     pub server: Server,
 }
 
@@ -78,6 +79,14 @@ pub struct Storage {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
+pub struct Sm {
+    pub resume_timeout_secs: u64,
+    pub max_unacked: usize,
+    pub request_ack_every: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
 pub struct Server {
     pub hide_version: bool,
     pub create_admin: bool,
@@ -94,6 +103,7 @@ impl Default for Config {
             limits: Limits::default(),
             auth: Auth::default(),
             storage: Storage::default(),
+            sm: Sm::default(),
             server: Server::default(),
         }
     }
@@ -143,6 +153,12 @@ impl Default for Storage {
     }
 }
 
+impl Default for Sm {
+    fn default() -> Sm {
+        Sm { resume_timeout_secs: 300, max_unacked: 1000, request_ack_every: 5 }
+    }
+}
+
 impl Default for Server {
     fn default() -> Server {
         Server { hide_version: false, create_admin: true, shutdown_grace_secs: 5 }
@@ -178,12 +194,15 @@ pub const FIELD_DOCS: &[(&str, &str, &str)] = &[
     ("auth", "max_attempts_per_connection", "Failed authentications allowed on one connection before it is closed."),
     ("storage", "max_batch", "Most writes committed together in one transaction (group commit)."),
     ("storage", "readers", "SQLite read connections."),
+    ("sm", "resume_timeout_secs", "Seconds a dropped session with XEP-0198 resumption waits for its client to resume."),
+    ("sm", "max_unacked", "Stanzas sent to a client and not yet acknowledged before its stream is closed."),
+    ("sm", "request_ack_every", "Ask the client for an acknowledgement after this many unacknowledged stanzas."),
     ("server", "hide_version", "Answer XEP-0092 version queries with service-unavailable."),
     ("server", "create_admin", "On first start with no accounts, create admin@domain and print its password."),
     ("server", "shutdown_grace_secs", "Seconds sessions get to drain after SIGTERM/SIGINT."),
 ];
 
-const SECTIONS: &[&str] = &["c2s", "tls", "limits", "auth", "storage", "server"];
+const SECTIONS: &[&str] = &["c2s", "tls", "limits", "auth", "storage", "sm", "server"];
 const ENV_PREFIX: &str = "DRUPE_";
 
 impl Config {
@@ -235,7 +254,7 @@ impl Config {
         if self.tls.cert.is_empty() != self.tls.key.is_empty() {
             return Err(invalid("tls.cert", "tls.cert and tls.key must be set together"));
         }
-        let positive: [(&'static str, u64); 9] = [
+        let positive: [(&'static str, u64); 11] = [
             ("c2s.max_connections", self.c2s.max_connections as u64),
             ("c2s.auth_timeout_secs", self.c2s.auth_timeout_secs),
             ("c2s.idle_timeout_secs", self.c2s.idle_timeout_secs),
@@ -245,6 +264,8 @@ impl Config {
             ("auth.max_attempts_per_connection", self.auth.max_attempts_per_connection as u64),
             ("storage.max_batch", self.storage.max_batch as u64),
             ("storage.readers", self.storage.readers as u64),
+            ("sm.max_unacked", self.sm.max_unacked as u64),
+            ("sm.request_ack_every", self.sm.request_ack_every as u64),
         ];
         for (field, v) in positive {
             if v == 0 {

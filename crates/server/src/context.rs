@@ -1,8 +1,9 @@
 //! What every session shares: configuration, store, router, TLS, throttling and the shutdown signal. Built once at
 //! start and passed by `Arc`; nothing here is global.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use drupe_store::Store;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +24,8 @@ pub struct Context {
     /// Per-process secret for the fake SCRAM salts of unknown accounts (no account enumeration).
     pub fake_salt_secret: [u8; 32],
     next_id: AtomicU64,
+    /// XEP-0198 resumption ids: owner account, session id, and the channel to ask that session for its state.
+    resumption: Mutex<HashMap<String, (String, u64, tokio::sync::mpsc::Sender<crate::c2s::Takeover>)>>,
 }
 
 impl Context {
@@ -38,12 +41,38 @@ impl Context {
             tracker: TaskTracker::new(),
             fake_salt_secret: rand::random(),
             next_id: AtomicU64::new(1),
+            resumption: Mutex::new(HashMap::new()),
         }
     }
 
     /// A process-unique number for a session.
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn resumption_register(
+        &self,
+        id: &str,
+        user: &str,
+        session: u64,
+        tx: tokio::sync::mpsc::Sender<crate::c2s::Takeover>,
+    ) {
+        let mut map = self.resumption.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(id.to_owned(), (user.to_owned(), session, tx));
+    }
+
+    /// The channel to the session holding resumption id `id`, if it belongs to `user`.
+    pub fn resumption_lookup(&self, id: &str, user: &str) -> Option<tokio::sync::mpsc::Sender<crate::c2s::Takeover>> {
+        let map = self.resumption.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(id).filter(|(owner, _, _)| owner == user).map(|(_, _, tx)| tx.clone())
+    }
+
+    /// Forgets a resumption id, unless it now belongs to another session.
+    pub fn resumption_remove(&self, id: &str, session: u64) {
+        let mut map = self.resumption.lock().unwrap_or_else(|e| e.into_inner());
+        if map.get(id).is_some_and(|(_, s, _)| *s == session) {
+            map.remove(id);
+        }
     }
 
     pub fn domain(&self) -> &str {

@@ -3,7 +3,9 @@
 
 mod negotiation;
 mod session;
+mod sm;
 mod transport;
 
 pub use negotiation::normalize_username;
 pub use session::{run, Session};
+pub use sm::Takeover;

@@ -52,6 +52,7 @@ impl Session {
             f.push(Element::new("session", ns::SESSION).with_child(Element::new("optional", ns::SESSION)));
             f.push(Element::new("ver", ns::ROSTER_VER));
             f.push(Element::new("sub", ns::PRE_APPROVAL));
+            f.push(Element::new("sm", super::sm::NS));
             return f;
         }
         let tls = self.transport.is_tls();
@@ -85,6 +86,18 @@ impl Session {
         }
         if el.ns() == ns::SASL && self.user.is_none() {
             return self.sasl(el).await;
+        }
+        if self.user.is_some() && el.is("resume", super::sm::NS) {
+            self.sm_resume(&el).await?;
+            return Ok(Flow::Continue);
+        }
+        if self.user.is_some() && el.is("enable", super::sm::NS) {
+            // Stream management needs a bound resource (XEP-0198 §3).
+            self.send(
+                &Element::new("failed", super::sm::NS)
+                    .with_child(Element::new("unexpected-request", ns::STANZA_ERRORS)),
+            );
+            return Ok(Flow::Continue);
         }
         if self.user.is_some() && stanza::kind(&el) == Some(stanza::Kind::Iq) {
             if let Some(bind) = el.child("bind", ns::BIND) {
@@ -224,7 +237,7 @@ impl Session {
                 );
             }
         }
-        self.set_queue(rx);
+        self.set_queue(Some(rx));
         tracing::Span::current().record("jid", tracing::field::display(&jid));
         let payload =
             Element::new("bind", ns::BIND).with_child(Element::new("jid", ns::BIND).with_text(jid.to_string()));

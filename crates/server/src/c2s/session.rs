@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::sm::{Detached, StreamManagement, Takeover};
 use super::transport::Transport;
 use crate::context::Context;
 use crate::modules;
@@ -38,6 +39,8 @@ enum End {
     Dropped,
     /// We close the stream with this error.
     Error(StreamError),
+    /// A new connection resumed this session (XEP-0198): hand the state over and close the old socket.
+    TakenOver(Takeover),
 }
 
 /// What processing one element asks the read loop to do next.
@@ -70,6 +73,11 @@ pub struct Session {
     pub roster_requested: bool,
     /// Entities this session sent directed available presence to (RFC 6121 §4.6): they get unavailable at the end.
     pub directed: HashSet<String>,
+    pub(super) sm: Option<StreamManagement>,
+    /// Requests from a resuming connection, when stream management with resumption is enabled.
+    pub(super) takeover: Option<mpsc::Receiver<Takeover>>,
+    /// Another session bound our resource: it now owns the full JID and its presence.
+    replaced: bool,
 }
 
 /// Runs one client connection to its end.
@@ -118,6 +126,9 @@ impl Session {
             presence: None,
             roster_requested: false,
             directed: HashSet::new(),
+            sm: None,
+            takeover: None,
+            replaced: false,
             ctx,
         }
     }
@@ -132,6 +143,7 @@ impl Session {
             enum Wake {
                 Read(std::io::Result<usize>),
                 Queue(Option<Outbound>),
+                Takeover(Option<Takeover>),
                 Timeout,
                 Shutdown,
             }
@@ -139,6 +151,7 @@ impl Session {
                 biased;
                 _ = self.ctx.shutdown.cancelled() => Wake::Shutdown,
                 o = recv(&mut self.rx) => Wake::Queue(o),
+                t = recv(&mut self.takeover) => Wake::Takeover(t),
                 r = self.transport.read(&mut buf) => Wake::Read(r),
                 _ = tokio::time::sleep_until(deadline) => Wake::Timeout,
             };
@@ -148,6 +161,8 @@ impl Session {
                     return End::Error(StreamError::new(StreamCondition::ConnectionTimeout));
                 }
                 Wake::Queue(None) => self.rx = None,
+                Wake::Takeover(None) => self.takeover = None,
+                Wake::Takeover(Some(request)) => return End::TakenOver(request),
                 Wake::Queue(Some(o)) => {
                     if let Err(e) = self.outbound(o) {
                         return End::Error(e);
@@ -171,6 +186,10 @@ impl Session {
                     }
                 }
             }
+            if let Err(e) = self.sm_check() {
+                return End::Error(e);
+            }
+            self.sm_request_if_due();
             if self.flush().await.is_err() {
                 return End::Dropped;
             }
@@ -205,9 +224,14 @@ impl Session {
         if self.jid.is_none() {
             return self.negotiate(el).await;
         }
+        if el.ns() == super::sm::NS {
+            self.sm_element(&el)?;
+            return Ok(Flow::Continue);
+        }
         match stanza::kind(&el) {
             Some(kind) => {
                 modules::handle_client_stanza(self, kind, el).await?;
+                self.sm_handled();
                 Ok(Flow::Continue)
             }
             None if matches!(el.name(), "message" | "presence" | "iq") => {
@@ -241,6 +265,11 @@ impl Session {
     /// Queues a stanza or negotiation element for writing.
     pub fn send(&mut self, el: &Element) {
         el.write_to(&mut self.out, ns::CLIENT);
+        if let Some(sm) = self.sm.as_mut() {
+            if stanza::kind(el).is_some() {
+                sm.unacked.push_back(el.clone());
+            }
+        }
     }
 
     pub(super) fn send_raw(&mut self, bytes: &[u8]) {
@@ -285,18 +314,88 @@ impl Session {
                 }
             }
             Outbound::Replaced => {
-                return Err(StreamError::new(StreamCondition::Conflict).with_text("replaced by a new session"))
+                self.replaced = true;
+                return Err(StreamError::new(StreamCondition::Conflict).with_text("replaced by a new session"));
             }
         }
         Ok(())
     }
 
-    /// Registers this session's queue after bind.
-    pub(super) fn set_queue(&mut self, rx: mpsc::Receiver<Outbound>) {
-        self.rx = Some(rx);
+    /// Registers this session's queue after bind (or takes over a resumed session's).
+    pub(super) fn set_queue(&mut self, rx: Option<mpsc::Receiver<Outbound>>) {
+        self.rx = rx;
+    }
+
+    fn resumable(&self) -> bool {
+        self.sm.as_ref().is_some_and(|sm| sm.id.is_some()) && self.jid.is_some()
+    }
+
+    /// Packs the state a resuming connection takes over.
+    fn detach(&mut self, held: Vec<Element>) -> Option<Detached> {
+        Some(Detached {
+            id: self.id,
+            jid: self.jid.take()?,
+            rx: self.rx.take(),
+            presence: self.presence.take(),
+            roster_requested: self.roster_requested,
+            directed: std::mem::take(&mut self.directed),
+            sm: self.sm.take()?,
+            held,
+        })
+    }
+
+    /// The connection dropped but the client may resume (XEP-0198 §5): keep the binding and collect what arrives
+    /// until it does, the resumption timeout passes, or another login takes the resource.
+    async fn park(&mut self) -> (Option<Takeover>, Vec<Element>) {
+        let deadline = tokio::time::sleep(Duration::from_secs(self.ctx.config.sm.resume_timeout_secs));
+        tokio::pin!(deadline);
+        let mut held = Vec::new();
+        loop {
+            tokio::select! {
+                t = recv(&mut self.takeover) => match t {
+                    Some(t) => return (Some(t), held),
+                    None => return (None, held),
+                },
+                o = recv(&mut self.rx) => match o {
+                    Some(Outbound::Stanza(el)) => held.push(el),
+                    Some(Outbound::RosterPush(el)) if self.roster_requested => held.push(el),
+                    Some(Outbound::RosterPush(_)) => {}
+                    Some(Outbound::Replaced) => {
+                        self.replaced = true;
+                        return (None, held);
+                    }
+                    None => self.rx = None,
+                },
+                _ = &mut deadline => return (None, held),
+                _ = self.ctx.shutdown.cancelled() => return (None, held),
+            }
+            if held.len() > self.ctx.config.sm.max_unacked {
+                return (None, held);
+            }
+        }
     }
 
     async fn finish(&mut self, end: End) {
+        let mut held = Vec::new();
+        let end = match end {
+            End::Dropped if self.resumable() => {
+                tracing::debug!("connection lost; waiting for the client to resume");
+                let (takeover, h) = self.park().await;
+                held = h;
+                match takeover {
+                    Some(t) => End::TakenOver(t),
+                    None => End::Dropped,
+                }
+            }
+            other => other,
+        };
+        if let End::TakenOver(request) = end {
+            let _ = self.transport.shutdown().await;
+            if let Some(detached) = self.detach(held) {
+                let _ = request.send(Box::new(detached));
+            }
+            return;
+        }
         match &end {
             End::Error(e) => {
                 if e.condition == StreamCondition::InternalServerError {
@@ -313,6 +412,7 @@ impl Session {
             }
             End::Closed => self.send_raw(STREAM_CLOSE),
             End::Dropped => self.out.clear(),
+            End::TakenOver(_) => {}
         }
         if !matches!(end, End::Dropped) {
             let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -323,13 +423,24 @@ impl Session {
         }
         if let (Some(user), Some(jid)) = (self.user.clone(), self.jid.clone()) {
             self.ctx.router.unbind(&user, jid.resource().as_str(), self.id);
+            if let Some(id) = self.sm.as_ref().and_then(|sm| sm.id.clone()) {
+                self.ctx.resumption_remove(&id, self.id);
+            }
+            // Unacknowledged and held stanzas are undeliverable here: route them again (XEP-0198 §5).
+            let mut undelivered: Vec<Element> = self.sm.take().map(|sm| sm.unacked.into()).unwrap_or_default();
+            undelivered.extend(held);
             let pending = self.rx.take();
-            modules::session_ended(self, pending).await;
+            if self.replaced {
+                // The new session owns this full JID: no unavailable presence on its behalf.
+                self.presence = None;
+                self.directed.clear();
+            }
+            modules::session_ended(self, pending, undelivered).await;
         }
     }
 }
 
-async fn recv(rx: &mut Option<mpsc::Receiver<Outbound>>) -> Option<Outbound> {
+async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

@@ -66,17 +66,21 @@ pub async fn handle_client_stanza(s: &mut Session, kind: Kind, mut el: Element) 
 
 /// After a session is unbound: unavailable presence to everyone who saw it available, and stanzas still queued
 /// for it are routed again (messages go to other resources or offline storage, RFC 6121 §8.5.3.2.1).
-pub async fn session_ended(s: &mut Session, pending: Option<mpsc::Receiver<Outbound>>) {
+pub async fn session_ended(s: &mut Session, pending: Option<mpsc::Receiver<Outbound>>, undelivered: Vec<Element>) {
     presence::went_offline(s).await;
-    let (Some(mut rx), Some(user)) = (pending, s.user.clone()) else { return };
-    rx.close();
-    while let Ok(o) = rx.try_recv() {
-        if let Outbound::Stanza(el) = o {
-            if el.name() == "message" {
-                if let Err(e) = message::deliver_to_account(&s.ctx, &user, None, el).await {
-                    tracing::debug!(condition = e.condition.as_str(), "queued message could not be rerouted");
-                }
+    let Some(user) = s.user.clone() else { return };
+    let mut messages: Vec<Element> = undelivered;
+    if let Some(mut rx) = pending {
+        rx.close();
+        while let Ok(o) = rx.try_recv() {
+            if let Outbound::Stanza(el) = o {
+                messages.push(el);
             }
+        }
+    }
+    for el in messages.into_iter().filter(|el| el.name() == "message") {
+        if let Err(e) = message::deliver_to_account(&s.ctx, &user, None, el).await {
+            tracing::debug!(condition = e.condition.as_str(), "undelivered message could not be rerouted");
         }
     }
 }

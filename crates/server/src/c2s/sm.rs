@@ -1,0 +1,195 @@
+//! XEP-0198 Stream Management: stanza acknowledgements both ways and resumption of a session whose connection
+//! dropped.
+//!
+//! The inbound count `h` grows only after a stanza is fully handled (for a message to an offline account: after its
+//! offline copy is committed), so an `<a/>` from us always means durable. Outbound stanzas stay queued until the
+//! client acknowledges them; if the session is not resumed in time, unacknowledged messages are routed again (to other
+//! resources or offline storage), never dropped.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
+
+use drupe_proto::error::{StreamCondition, StreamError};
+use drupe_proto::xml::Element;
+use drupe_proto::FullJid;
+use tokio::sync::{mpsc, oneshot};
+
+use super::session::Session;
+use crate::context::random_token;
+use crate::router::Outbound;
+
+pub const NS: &str = "urn:xmpp:sm:3";
+
+/// Per-session acknowledgement state.
+#[derive(Debug, Default)]
+pub struct StreamManagement {
+    /// Resumption id, when the client asked for resumption.
+    pub id: Option<String>,
+    /// Stanzas handled from the client, modulo 2^32.
+    pub inbound: u32,
+    /// The last `h` the client acknowledged, modulo 2^32.
+    pub acked: u32,
+    /// Stanzas sent and not yet acknowledged, oldest first.
+    pub unacked: VecDeque<Element>,
+    /// One of our `<r/>` is outstanding.
+    pub requested: bool,
+}
+
+impl StreamManagement {
+    /// Applies the client's `h`. Errors when it acknowledges more than was sent (XEP-0198 §4).
+    pub fn ack(&mut self, h: u32) -> Result<(), StreamError> {
+        let newly = h.wrapping_sub(self.acked) as usize;
+        if newly > self.unacked.len() {
+            return Err(StreamError::new(StreamCondition::UndefinedCondition).with_text("handled count too high"));
+        }
+        self.unacked.drain(..newly);
+        self.acked = h;
+        self.requested = false;
+        Ok(())
+    }
+}
+
+/// Everything a resuming connection takes over from the session it replaces.
+pub struct Detached {
+    pub id: u64,
+    pub jid: FullJid,
+    pub rx: Option<mpsc::Receiver<Outbound>>,
+    pub presence: Option<Element>,
+    pub roster_requested: bool,
+    pub directed: HashSet<String>,
+    pub sm: StreamManagement,
+    /// Stanzas that arrived while the session was waiting for its client to come back.
+    pub held: Vec<Element>,
+}
+
+/// A request, sent to the session that owns a resumption id, to hand its state over.
+pub type Takeover = oneshot::Sender<Box<Detached>>;
+
+fn failed(condition: &str) -> Element {
+    Element::new("failed", NS).with_child(Element::new(condition, drupe_proto::ns::STANZA_ERRORS))
+}
+
+fn parse_h(el: &Element) -> Option<u32> {
+    el.attr("h")?.parse().ok()
+}
+
+impl Session {
+    /// A top-level element in the SM namespace on a bound stream.
+    pub(super) fn sm_element(&mut self, el: &Element) -> Result<(), StreamError> {
+        match el.name() {
+            "enable" => self.sm_enable(el)?,
+            "r" => {
+                let h = self.sm.as_ref().map(|sm| sm.inbound);
+                match h {
+                    Some(h) => self.send(&Element::new("a", NS).with_attr("h", h.to_string())),
+                    None => return Err(StreamError::new(StreamCondition::UnsupportedStanzaType)),
+                }
+            }
+            "a" => {
+                let h = parse_h(el).ok_or_else(|| StreamError::new(StreamCondition::InvalidXml))?;
+                match self.sm.as_mut() {
+                    Some(sm) => sm.ack(h)?,
+                    None => return Err(StreamError::new(StreamCondition::UnsupportedStanzaType)),
+                }
+            }
+            _ => return Err(StreamError::new(StreamCondition::UnsupportedStanzaType)),
+        }
+        Ok(())
+    }
+
+    fn sm_enable(&mut self, el: &Element) -> Result<(), StreamError> {
+        if self.sm.is_some() {
+            self.send(&failed("unexpected-request"));
+            return Ok(());
+        }
+        let mut sm = StreamManagement::default();
+        let mut enabled = Element::new("enabled", NS);
+        if matches!(el.attr("resume"), Some("true" | "1")) {
+            let id = random_token(24);
+            let (tx, rx) = mpsc::channel(1);
+            if let Some(user) = self.user.clone() {
+                self.ctx.resumption_register(&id, &user, self.id, tx);
+            }
+            self.takeover = Some(rx);
+            enabled.set_attr("id", id.as_str());
+            enabled.set_attr("resume", "true");
+            enabled.set_attr("max", self.ctx.config.sm.resume_timeout_secs.to_string());
+            sm.id = Some(id);
+        }
+        self.sm = Some(sm);
+        self.send(&enabled);
+        Ok(())
+    }
+
+    /// Counts a stanza from the client as handled.
+    pub(super) fn sm_handled(&mut self) {
+        if let Some(sm) = self.sm.as_mut() {
+            sm.inbound = sm.inbound.wrapping_add(1);
+        }
+    }
+
+    /// Ends the stream when the client leaves too much unacknowledged (a bounded copy per session).
+    pub(super) fn sm_check(&self) -> Result<(), StreamError> {
+        match &self.sm {
+            Some(sm) if sm.unacked.len() > self.ctx.config.sm.max_unacked => {
+                Err(StreamError::new(StreamCondition::ResourceConstraint).with_text("too many unacknowledged stanzas"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Asks for an acknowledgement when enough stanzas are outstanding.
+    pub(super) fn sm_request_if_due(&mut self) {
+        let every = self.ctx.config.sm.request_ack_every;
+        let due = self.sm.as_ref().is_some_and(|sm| !sm.requested && sm.unacked.len() >= every);
+        if due {
+            if let Some(sm) = self.sm.as_mut() {
+                sm.requested = true;
+            }
+            self.send_raw(b"<r xmlns='urn:xmpp:sm:3'/>");
+        }
+    }
+
+    /// `<resume/>` on an authenticated, not yet bound stream (XEP-0198 §5).
+    pub(super) async fn sm_resume(&mut self, el: &Element) -> Result<(), StreamError> {
+        let (Some(previd), Some(h)) = (el.attr("previd"), parse_h(el)) else {
+            self.send(&failed("bad-request"));
+            return Ok(());
+        };
+        let Some(user) = self.user.clone() else { return Ok(()) };
+        let Some(owner) = self.ctx.resumption_lookup(previd, &user) else {
+            self.send(&failed("item-not-found"));
+            return Ok(());
+        };
+        let (tx, rx) = oneshot::channel();
+        let detached = match owner.send(tx).await {
+            Ok(()) => tokio::time::timeout(Duration::from_secs(5), rx).await.ok().and_then(Result::ok),
+            Err(_) => None,
+        };
+        let Some(mut d) = detached else {
+            self.send(&failed("item-not-found"));
+            return Ok(());
+        };
+        d.sm.ack(h)?;
+        let previd = previd.to_owned();
+        let (tx, takeover) = mpsc::channel(1);
+        self.ctx.resumption_register(&previd, &user, d.id, tx);
+        self.takeover = Some(takeover);
+        self.id = d.id;
+        tracing::Span::current().record("jid", tracing::field::display(&d.jid));
+        tracing::info!(unacked = d.sm.unacked.len(), held = d.held.len(), "session resumed");
+        self.jid = Some(d.jid);
+        self.presence = d.presence;
+        self.roster_requested = d.roster_requested;
+        self.directed = d.directed;
+        self.set_queue(d.rx);
+        let inbound = d.sm.inbound;
+        let resend: Vec<Element> = d.sm.unacked.drain(..).collect();
+        self.sm = Some(d.sm);
+        self.send(&Element::new("resumed", NS).with_attr("previd", previd).with_attr("h", inbound.to_string()));
+        for el in resend.iter().chain(d.held.iter()) {
+            self.send(el);
+        }
+        Ok(())
+    }
+}
