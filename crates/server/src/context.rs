@@ -13,6 +13,10 @@ use crate::auth::AuthThrottle;
 use crate::config::Config;
 use crate::router::Router;
 
+/// A resumable session: its account, its session id, and where to ask it for its state.
+type Resumable = (String, u64, TakeoverSender);
+type TakeoverSender = tokio::sync::mpsc::Sender<crate::c2s::Takeover>;
+
 pub struct Context {
     pub config: Config,
     pub store: Store,
@@ -25,7 +29,7 @@ pub struct Context {
     pub fake_salt_secret: [u8; 32],
     next_id: AtomicU64,
     /// XEP-0198 resumption ids: owner account, session id, and the channel to ask that session for its state.
-    resumption: Mutex<HashMap<String, (String, u64, tokio::sync::mpsc::Sender<crate::c2s::Takeover>)>>,
+    resumption: Mutex<HashMap<String, Resumable>>,
 }
 
 impl Context {
@@ -50,19 +54,13 @@ impl Context {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub fn resumption_register(
-        &self,
-        id: &str,
-        user: &str,
-        session: u64,
-        tx: tokio::sync::mpsc::Sender<crate::c2s::Takeover>,
-    ) {
+    pub fn resumption_register(&self, id: &str, user: &str, session: u64, tx: TakeoverSender) {
         let mut map = self.resumption.lock().unwrap_or_else(|e| e.into_inner());
         map.insert(id.to_owned(), (user.to_owned(), session, tx));
     }
 
     /// The channel to the session holding resumption id `id`, if it belongs to `user`.
-    pub fn resumption_lookup(&self, id: &str, user: &str) -> Option<tokio::sync::mpsc::Sender<crate::c2s::Takeover>> {
+    pub fn resumption_lookup(&self, id: &str, user: &str) -> Option<TakeoverSender> {
         let map = self.resumption.lock().unwrap_or_else(|e| e.into_inner());
         map.get(id).filter(|(owner, _, _)| owner == user).map(|(_, _, tx)| tx.clone())
     }
