@@ -29,6 +29,8 @@ struct Resource {
     handle: SessionHandle,
     /// The last available presence broadcast by the session (with `from` stamped) and its priority.
     presence: Option<(i8, Element)>,
+    /// XEP-0280: the session wants copies of its account's messages.
+    carbons: bool,
 }
 
 /// Why a stanza could not be handed to a session.
@@ -71,12 +73,13 @@ impl Router {
             if let Some(slot) = list.iter_mut().find(|r| r.name == resource) {
                 let old = std::mem::replace(&mut slot.handle, handle);
                 slot.presence = None;
+                slot.carbons = false;
                 return Ok(Some(old));
             }
             if list.len() >= max_resources {
                 return Err(BindError::TooManyResources);
             }
-            list.push(Resource { name: resource.to_owned(), handle, presence: None });
+            list.push(Resource { name: resource.to_owned(), handle, presence: None, carbons: false });
             Ok(None)
         })
     }
@@ -102,6 +105,24 @@ impl Router {
                 r.presence = presence;
             }
         })
+    }
+
+    pub fn set_carbons(&self, user: &str, resource: &str, id: u64, enabled: bool) {
+        self.with_accounts(|accounts| {
+            if let Some(r) =
+                accounts.get_mut(user).and_then(|l| l.iter_mut().find(|r| r.name == resource && r.handle.id == id))
+            {
+                r.carbons = enabled;
+            }
+        })
+    }
+
+    /// Resource names and handles of the resources that enabled carbons.
+    pub fn carbons(&self, user: &str) -> Vec<(String, SessionHandle)> {
+        self.with_accounts(|a| {
+            a.get(user).map(|l| l.iter().filter(|r| r.carbons).map(|r| (r.name.clone(), r.handle.clone())).collect())
+        })
+        .unwrap_or_default()
     }
 
     /// The current available presences of all of `user`'s resources (what a probe is answered with).

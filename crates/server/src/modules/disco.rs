@@ -28,7 +28,7 @@ pub fn server_info(s: &mut Session, iq: &Element) {
         return s.send_error(iq, Condition::ItemNotFound);
     }
     let mut query = Element::new("query", ns::DISCO_INFO).with_child(identity("server", "im", Some("drupe")));
-    let mut features = vec![ns::DISCO_INFO, ns::DISCO_ITEMS, ns::PING, ns::ROSTER];
+    let mut features = vec![ns::DISCO_INFO, ns::DISCO_ITEMS, ns::PING, ns::ROSTER, super::carbons::NS];
     if !s.ctx.config.server.hide_version {
         features.push(ns::VERSION);
     }

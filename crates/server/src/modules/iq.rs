@@ -5,7 +5,7 @@ use drupe_proto::error::{Condition, StanzaError};
 use drupe_proto::xml::Element;
 use drupe_proto::{ns, stanza, Jid};
 
-use super::{disco, ping, roster, target, version, Target};
+use super::{carbons, disco, ping, roster, target, version, Target};
 use crate::c2s::Session;
 use crate::router::{Outbound, Undeliverable};
 
@@ -48,6 +48,7 @@ fn server(s: &mut Session, iq: Element, payload_ns: &str) {
         ns::DISCO_ITEMS => disco::items(s, &iq),
         ns::PING => ping::handle(s, &iq),
         ns::VERSION => version::handle(s, &iq),
+        carbons::NS => carbons::handle(s, &iq),
         // RFC 3921 session establishment, kept as a no-op for old clients (RFC 6121 Appendix E).
         ns::SESSION if iq.attr("type") == Some("set") => s.send(&stanza::iq_result(&iq, None)),
         _ => s.send_error(&iq, Condition::ServiceUnavailable),
@@ -58,6 +59,7 @@ fn server(s: &mut Session, iq: Element, payload_ns: &str) {
 async fn account(s: &mut Session, iq: Element, payload_ns: &str, own: bool) {
     match payload_ns {
         ns::ROSTER if own => roster::handle(s, iq).await,
+        carbons::NS if own => carbons::handle(s, &iq),
         ns::DISCO_INFO => disco::account_info(s, &iq, own).await,
         ns::DISCO_ITEMS if own => disco::items(s, &iq),
         ns::PING if own => ping::handle(s, &iq),

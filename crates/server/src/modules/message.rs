@@ -9,7 +9,7 @@ use drupe_proto::xml::Element;
 use drupe_proto::Jid;
 use drupe_store::OfflinePush;
 
-use super::{now_ms, store_failure, target, Target};
+use super::{carbons, now_ms, store_failure, target, Target};
 use crate::c2s::Session;
 use crate::context::Context;
 use crate::router::{Outbound, Undeliverable};
@@ -29,8 +29,13 @@ pub async fn from_client(s: &mut Session, el: Element, to: Option<&Jid>) {
         Target::Server => Err(StanzaError::new(Condition::ServiceUnavailable)),
         Target::Remote => Err(StanzaError::new(Condition::RemoteServerNotFound)),
     };
-    if let Err(e) = result {
-        s.send_error(&el, e);
+    match result {
+        Ok(()) => {
+            if let Some(user) = s.user.clone() {
+                carbons::sent(&s.ctx, &user, &el, s.id);
+            }
+        }
+        Err(e) => s.send_error(&el, e),
     }
 }
 
@@ -45,8 +50,11 @@ pub async fn deliver_to_account(
     let kind = el.attr("type").unwrap_or("normal").to_owned();
     if let Some(res) = resource {
         if let Some(handle) = ctx.router.handle(user, res) {
-            return match handle.send(Outbound::Stanza(el)) {
-                Ok(()) => Ok(()),
+            return match handle.send(Outbound::Stanza(el.clone())) {
+                Ok(()) => {
+                    carbons::received(ctx, user, &el, &[handle.id]);
+                    Ok(())
+                }
                 Err(Undeliverable::QueueFull) => Err(StanzaError::new(Condition::ResourceConstraint)),
                 Err(Undeliverable::NoSession) => Err(StanzaError::new(Condition::ServiceUnavailable)),
             };
@@ -72,12 +80,17 @@ pub async fn deliver_to_account(
         "headline" if available.is_empty() => Ok(()),
         _ if available.is_empty() => store_offline(ctx, user, el).await,
         _ => {
-            let mut delivered = false;
+            let mut delivered = Vec::with_capacity(available.len());
             for (_, handle) in &available {
-                delivered |= handle.send(Outbound::Stanza(el.clone())).is_ok();
+                if handle.send(Outbound::Stanza(el.clone())).is_ok() {
+                    delivered.push(handle.id);
+                }
             }
-            match (delivered, kind.as_str()) {
-                (true, _) => Ok(()),
+            match (!delivered.is_empty(), kind.as_str()) {
+                (true, _) => {
+                    carbons::received(ctx, user, &el, &delivered);
+                    Ok(())
+                }
                 (false, "chat" | "normal") => store_offline(ctx, user, el).await,
                 (false, _) => Err(StanzaError::new(Condition::ResourceConstraint)),
             }

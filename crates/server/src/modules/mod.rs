@@ -1,6 +1,7 @@
 //! Server behaviour per feature, one file per RFC section or XEP. Every stanza from a bound client enters through
 //! [`handle_client_stanza`], which stamps `from` (no spoofing, RFC 6120 §8.1.2.1) and dispatches by kind.
 
+pub mod carbons;
 pub mod disco;
 pub mod iq;
 pub mod message;
