@@ -40,6 +40,8 @@ pub struct C2s {
     pub max_connections: usize,
     pub auth_timeout_secs: u64,
     pub idle_timeout_secs: u64,
+    pub ping_interval_secs: u64,
+    pub ping_timeout_secs: u64,
     pub outbound_queue: usize,
 }
 
@@ -58,6 +60,7 @@ pub struct Limits {
     pub max_attributes: usize,
     pub max_offline_messages: u32,
     pub max_resources_per_account: usize,
+    pub csi_max_buffered: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -118,6 +121,8 @@ impl Default for C2s {
             max_connections: 10_000,
             auth_timeout_secs: 30,
             idle_timeout_secs: 600,
+            ping_interval_secs: 120,
+            ping_timeout_secs: 30,
             outbound_queue: 256,
         }
     }
@@ -131,6 +136,7 @@ impl Default for Limits {
             max_attributes: 64,
             max_offline_messages: 1000,
             max_resources_per_account: 16,
+            csi_max_buffered: 100,
         }
     }
 }
@@ -174,7 +180,9 @@ pub const FIELD_DOCS: &[(&str, &str, &str)] = &[
     ("c2s", "require_tls", "Refuse authentication and stanzas before STARTTLS on the plain listener."),
     ("c2s", "max_connections", "Most simultaneous client connections; further connections wait in the OS backlog."),
     ("c2s", "auth_timeout_secs", "Seconds a connection may take to authenticate and bind before it is closed."),
-    ("c2s", "idle_timeout_secs", "Seconds without any input (whitespace keepalives count) before a session is closed."),
+    ("c2s", "idle_timeout_secs", "With pings disabled: seconds without any input before a session is closed."),
+    ("c2s", "ping_interval_secs", "Ping (XEP-0199) a bound client silent this long; 0 disables server pings."),
+    ("c2s", "ping_timeout_secs", "Seconds to wait for any input after a ping before the connection counts as dead."),
     ("c2s", "outbound_queue", "Stanzas queued for one session before further stanzas to it are refused."),
     ("tls", "cert", "PEM certificate chain; empty: a self-signed certificate is generated in data_dir/tls."),
     ("tls", "key", "PEM private key matching `cert`."),
@@ -187,6 +195,7 @@ pub const FIELD_DOCS: &[(&str, &str, &str)] = &[
     ("limits", "max_attributes", "Most attributes on one element."),
     ("limits", "max_offline_messages", "Messages kept per account while it is offline; more are refused."),
     ("limits", "max_resources_per_account", "Most sessions bound to one account at the same time."),
+    ("limits", "csi_max_buffered", "Stanzas held back for an inactive client (XEP-0352) before they are sent anyway."),
     ("auth", "scram_iterations", "PBKDF2 iterations for newly set passwords (SCRAM-SHA-1 and SCRAM-SHA-256)."),
     ("auth", "failure_delay_ms", "Delay before answering a failed authentication; doubles with each failure."),
     ("auth", "max_failure_delay_ms", "Upper bound of that delay."),
@@ -254,7 +263,7 @@ impl Config {
         if self.tls.cert.is_empty() != self.tls.key.is_empty() {
             return Err(invalid("tls.cert", "tls.cert and tls.key must be set together"));
         }
-        let positive: [(&'static str, u64); 11] = [
+        let positive: [(&'static str, u64); 13] = [
             ("c2s.max_connections", self.c2s.max_connections as u64),
             ("c2s.auth_timeout_secs", self.c2s.auth_timeout_secs),
             ("c2s.idle_timeout_secs", self.c2s.idle_timeout_secs),
@@ -264,6 +273,8 @@ impl Config {
             ("auth.max_attempts_per_connection", self.auth.max_attempts_per_connection as u64),
             ("storage.max_batch", self.storage.max_batch as u64),
             ("storage.readers", self.storage.readers as u64),
+            ("c2s.ping_timeout_secs", self.c2s.ping_timeout_secs),
+            ("limits.csi_max_buffered", self.limits.csi_max_buffered as u64),
             ("sm.max_unacked", self.sm.max_unacked as u64),
             ("sm.request_ack_every", self.sm.request_ack_every as u64),
         ];

@@ -1,6 +1,7 @@
 //! Client-to-server streams: one task per connection owns the socket, reads bytes into the proto stream reader,
 //! negotiates (STARTTLS, SASL, bind) and then hands stanzas to the modules.
 
+mod csi;
 mod negotiation;
 mod session;
 mod sm;

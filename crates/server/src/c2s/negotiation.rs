@@ -53,6 +53,7 @@ impl Session {
             f.push(Element::new("ver", ns::ROSTER_VER));
             f.push(Element::new("sub", ns::PRE_APPROVAL));
             f.push(Element::new("sm", super::sm::NS));
+            f.push(Element::new("csi", super::csi::NS));
             return f;
         }
         let tls = self.transport.is_tls();

@@ -76,6 +76,8 @@ pub struct Session {
     pub(super) sm: Option<StreamManagement>,
     /// Requests from a resuming connection, when stream management with resumption is enabled.
     pub(super) takeover: Option<mpsc::Receiver<Takeover>>,
+    /// XEP-0352: `Some` while the client is inactive, with what is held back.
+    pub(super) csi: Option<super::csi::Held>,
     /// Another session bound our resource: it now owns the full JID and its presence.
     replaced: bool,
 }
@@ -129,6 +131,7 @@ impl Session {
             sm: None,
             takeover: None,
             replaced: false,
+            csi: None,
             ctx,
         }
     }
@@ -137,9 +140,18 @@ impl Session {
         let mut buf = [0u8; READ_CHUNK];
         let auth_deadline = Instant::now() + Duration::from_secs(self.ctx.config.c2s.auth_timeout_secs);
         let idle = Duration::from_secs(self.ctx.config.c2s.idle_timeout_secs);
+        let ping_interval = Duration::from_secs(self.ctx.config.c2s.ping_interval_secs);
+        let ping_timeout = Duration::from_secs(self.ctx.config.c2s.ping_timeout_secs);
+        let pinging = !ping_interval.is_zero();
         let mut last_input = Instant::now();
+        let mut ping_sent: Option<Instant> = None;
         loop {
-            let deadline = if self.jid.is_some() { last_input + idle } else { auth_deadline };
+            let deadline = match (self.jid.is_some(), pinging, ping_sent) {
+                (false, _, _) => auth_deadline,
+                (true, false, _) => last_input + idle,
+                (true, true, None) => last_input + ping_interval,
+                (true, true, Some(at)) => at + ping_timeout,
+            };
             enum Wake {
                 Read(std::io::Result<usize>),
                 Queue(Option<Outbound>),
@@ -157,6 +169,17 @@ impl Session {
             };
             match wake {
                 Wake::Shutdown => return End::Error(StreamError::new(StreamCondition::SystemShutdown)),
+                // XEP-0199 §4.2: a bound client silent for `ping_interval` is pinged; silence after that means the
+                // connection is dead (treated like a dropped socket, so stream management may still resume).
+                Wake::Timeout if self.jid.is_some() && pinging && ping_sent.is_none() => {
+                    ping_sent = Some(Instant::now());
+                    let id = format!("ping-{}", crate::context::random_token(8));
+                    self.send_raw(format!("<iq type='get' id='{id}'><ping xmlns='urn:xmpp:ping'/></iq>").as_bytes());
+                }
+                Wake::Timeout if self.jid.is_some() && pinging => {
+                    tracing::debug!("no answer to ping: connection considered dead");
+                    return End::Dropped;
+                }
                 Wake::Timeout => {
                     return End::Error(StreamError::new(StreamCondition::ConnectionTimeout));
                 }
@@ -177,6 +200,7 @@ impl Session {
                 Wake::Read(Ok(0)) | Wake::Read(Err(_)) => return End::Dropped,
                 Wake::Read(Ok(n)) => {
                     last_input = Instant::now();
+                    ping_sent = None;
                     if let Err(e) = self.input(&buf[..n]).await {
                         return End::Error(e);
                     }
@@ -226,6 +250,10 @@ impl Session {
         }
         if el.ns() == super::sm::NS {
             self.sm_element(&el)?;
+            return Ok(Flow::Continue);
+        }
+        if el.ns() == super::csi::NS {
+            self.csi_element(&el);
             return Ok(Flow::Continue);
         }
         match stanza::kind(&el) {
@@ -307,7 +335,7 @@ impl Session {
 
     fn outbound(&mut self, o: Outbound) -> Result<(), StreamError> {
         match o {
-            Outbound::Stanza(el) => self.send(&el),
+            Outbound::Stanza(el) => self.csi_send(el),
             Outbound::RosterPush(el) => {
                 if self.roster_requested {
                     self.send(&el)
