@@ -28,11 +28,7 @@ fn urgent(el: &Element) -> bool {
 impl Session {
     pub(super) fn csi_element(&mut self, el: &Element) {
         match el.name() {
-            "inactive" => {
-                if self.csi.is_none() {
-                    self.csi = Some(Held::default());
-                }
-            }
+            "inactive" if self.csi.is_none() => self.csi = Some(Held::default()),
             "active" => self.csi_flush(),
             _ => {}
         }
