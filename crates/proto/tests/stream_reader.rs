@@ -257,3 +257,15 @@ fn mutated_input_never_panics_and_ends_in_events_or_one_error() {
         }
     }
 }
+
+#[test]
+fn element_parse_round_trips_one_stored_stanza() {
+    let el = Element::new("message", ns::CLIENT)
+        .with_attr("to", "a@b")
+        .with_child(Element::new("body", ns::CLIENT).with_text("x & y"))
+        .with_child(Element::new("delay", ns::DELAY).with_attr("stamp", "2002-09-10T23:08:25.000Z"));
+    assert_eq!(Element::parse(&el.to_xml()), Some(el));
+    assert_eq!(Element::parse("<a/><b/>"), None);
+    assert_eq!(Element::parse("<a>"), None);
+    assert_eq!(Element::parse("not xml"), None);
+}

@@ -233,3 +233,27 @@ fn map_xml_error(e: rxml::Error) -> StreamError {
         other => StreamError::new(StreamCondition::NotWellFormed).with_text(&other.to_string()),
     }
 }
+
+impl Element {
+    /// Parses one serialized element (e.g. a stanza we stored), with `jabber:client` as the default namespace.
+    /// Storage round trips only: limits are generous, and anything but exactly one element is `None`.
+    pub fn parse(xml: &str) -> Option<Element> {
+        let mut reader = StreamReader::new(Limits {
+            max_stanza_bytes: usize::MAX,
+            max_depth: usize::MAX,
+            max_attributes: usize::MAX,
+        });
+        let mut events = Vec::new();
+        reader.feed(STORAGE_WRAPPER.as_bytes(), &mut events).ok()?;
+        reader.feed(xml.as_bytes(), &mut events).ok()?;
+        reader.feed(b"</stream:stream>", &mut events).ok()?;
+        let mut stanzas = events.into_iter().filter_map(|e| match e {
+            StreamEvent::Stanza(el) => Some(el),
+            _ => None,
+        });
+        let el = stanzas.next()?;
+        stanzas.next().is_none().then_some(el)
+    }
+}
+
+const STORAGE_WRAPPER: &str = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";

@@ -130,7 +130,7 @@ pub async fn flush_offline(s: &mut Session) {
     };
     let Some(last) = stored.last().map(|m| m.id) else { return };
     for m in &stored {
-        match parse_stored(&m.stanza) {
+        match Element::parse(&m.stanza) {
             Some(el) => s.send(&el),
             None => tracing::warn!(id = m.id, "dropping unparsable offline message"),
         }
@@ -140,17 +140,4 @@ pub async fn flush_offline(s: &mut Session) {
             tracing::error!(error = %e, "cannot delete delivered offline messages");
         }
     }
-}
-
-/// Parses one stanza we serialized ourselves.
-fn parse_stored(xml: &str) -> Option<Element> {
-    use drupe_proto::xml::{Limits, StreamEvent, StreamReader};
-    let mut reader = StreamReader::new(Limits { max_stanza_bytes: usize::MAX, ..Limits::default() });
-    let mut events = Vec::new();
-    let doc = format!("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>{xml}");
-    reader.feed(doc.as_bytes(), &mut events).ok()?;
-    events.into_iter().find_map(|e| match e {
-        StreamEvent::Stanza(el) => Some(el),
-        _ => None,
-    })
 }
