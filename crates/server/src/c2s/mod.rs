@@ -3,6 +3,7 @@
 
 mod csi;
 mod negotiation;
+mod sasl;
 mod session;
 mod sm;
 mod transport;

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drupe_proto::error::{StanzaError, StreamCondition, StreamError};
-use drupe_proto::sasl::SaslServer;
 use drupe_proto::stanza::{self, STREAM_CLOSE};
 use drupe_proto::xml::{Element, Limits, StreamEvent, StreamReader};
 use drupe_proto::{ns, FullJid};
@@ -60,7 +59,7 @@ pub struct Session {
     pub(super) reader: StreamReader,
     out: Vec<u8>,
     pub(super) header_sent: bool,
-    pub(super) sasl: Option<SaslServer>,
+    pub(super) sasl: Option<super::sasl::Exchange>,
     pub(super) auth_failures: u32,
     rx: Option<mpsc::Receiver<Outbound>>,
     closing: bool,

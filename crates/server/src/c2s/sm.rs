@@ -77,7 +77,10 @@ impl Session {
     /// A top-level element in the SM namespace on a bound stream.
     pub(super) fn sm_element(&mut self, el: &Element) -> Result<(), StreamError> {
         match el.name() {
-            "enable" => self.sm_enable(el)?,
+            "enable" => {
+                let reply = self.sm_enable(el);
+                self.send(&reply);
+            }
             "r" => {
                 let h = self.sm.as_ref().map(|sm| sm.inbound);
                 match h {
@@ -97,10 +100,11 @@ impl Session {
         Ok(())
     }
 
-    fn sm_enable(&mut self, el: &Element) -> Result<(), StreamError> {
+    /// Enables stream management; returns `<enabled/>` or `<failed/>` (sent by the caller, or inside Bind2's
+    /// `<bound/>`).
+    pub(super) fn sm_enable(&mut self, el: &Element) -> Element {
         if self.sm.is_some() {
-            self.send(&failed("unexpected-request"));
-            return Ok(());
+            return failed("unexpected-request");
         }
         let mut sm = StreamManagement::default();
         let mut enabled = Element::new("enabled", NS);
@@ -117,8 +121,7 @@ impl Session {
             sm.id = Some(id);
         }
         self.sm = Some(sm);
-        self.send(&enabled);
-        Ok(())
+        enabled
     }
 
     /// Counts a stanza from the client as handled.
@@ -152,14 +155,30 @@ impl Session {
 
     /// `<resume/>` on an authenticated, not yet bound stream (XEP-0198 §5).
     pub(super) async fn sm_resume(&mut self, el: &Element) -> Result<(), StreamError> {
+        match self.sm_take_over(el).await? {
+            Ok((resumed, resend)) => {
+                self.send(&resumed);
+                for el in &resend {
+                    self.send(el);
+                }
+            }
+            Err(failed) => self.send(&failed),
+        }
+        Ok(())
+    }
+
+    /// Takes the state of the session named by `<resume previd h/>`. `Ok(Ok((resumed, resend)))`: this session is
+    /// now that one; send `<resumed/>` then the stanzas to resend. `Ok(Err(failed))`: nothing to resume.
+    pub(super) async fn sm_take_over(
+        &mut self,
+        el: &Element,
+    ) -> Result<Result<(Element, Vec<Element>), Element>, StreamError> {
         let (Some(previd), Some(h)) = (el.attr("previd"), parse_h(el)) else {
-            self.send(&failed("bad-request"));
-            return Ok(());
+            return Ok(Err(failed("bad-request")));
         };
-        let Some(user) = self.user.clone() else { return Ok(()) };
+        let Some(user) = self.user.clone() else { return Ok(Err(failed("unexpected-request"))) };
         let Some(owner) = self.ctx.resumption_lookup(previd, &user) else {
-            self.send(&failed("item-not-found"));
-            return Ok(());
+            return Ok(Err(failed("item-not-found")));
         };
         let (tx, rx) = oneshot::channel();
         let detached = match owner.send(tx).await {
@@ -167,8 +186,7 @@ impl Session {
             Err(_) => None,
         };
         let Some(mut d) = detached else {
-            self.send(&failed("item-not-found"));
-            return Ok(());
+            return Ok(Err(failed("item-not-found")));
         };
         d.sm.ack(h)?;
         let previd = previd.to_owned();
@@ -184,12 +202,10 @@ impl Session {
         self.directed = d.directed;
         self.set_queue(d.rx);
         let inbound = d.sm.inbound;
-        let resend: Vec<Element> = d.sm.unacked.drain(..).collect();
+        let mut resend: Vec<Element> = d.sm.unacked.drain(..).collect();
+        resend.extend(d.held);
         self.sm = Some(d.sm);
-        self.send(&Element::new("resumed", NS).with_attr("previd", previd).with_attr("h", inbound.to_string()));
-        for el in resend.iter().chain(d.held.iter()) {
-            self.send(el);
-        }
-        Ok(())
+        let resumed = Element::new("resumed", NS).with_attr("previd", previd).with_attr("h", inbound.to_string());
+        Ok(Ok((resumed, resend)))
     }
 }
