@@ -23,7 +23,15 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// Which profile an exchange runs in, with what a SASL2 client asked to do inline.
 pub enum Profile {
     Sasl1,
-    Sasl2 { user_agent_id: Option<String>, bind: Option<Element>, resume: Option<Element> },
+    Sasl2(Box<Inline>),
+}
+
+/// What a SASL2 `<authenticate/>` asked for besides authentication.
+#[derive(Default)]
+pub struct Inline {
+    user_agent_id: Option<String>,
+    bind: Option<Element>,
+    resume: Option<Element>,
 }
 
 /// An exchange in progress.
@@ -53,7 +61,7 @@ impl Profile {
     fn ns(&self) -> &'static str {
         match self {
             Profile::Sasl1 => ns::SASL,
-            Profile::Sasl2 { .. } => NS_SASL2,
+            Profile::Sasl2(_) => NS_SASL2,
         }
     }
 }
@@ -67,11 +75,11 @@ impl Session {
                 self.sasl_start(Profile::Sasl1, el.attr("mechanism"), initial).await
             }
             (NS_SASL2, "authenticate") => {
-                let profile = Profile::Sasl2 {
+                let profile = Profile::Sasl2(Box::new(Inline {
                     user_agent_id: el.child("user-agent", NS_SASL2).and_then(|u| u.attr("id")).map(str::to_owned),
                     bind: el.child("bind", NS_BIND2).cloned(),
                     resume: el.child("resume", super::sm::NS).cloned(),
-                };
+                }));
                 let initial = el.child("initial-response", NS_SASL2).map(Element::text);
                 self.sasl_start(profile, el.attr("mechanism"), initial).await
             }
@@ -154,7 +162,7 @@ impl Session {
     }
 
     async fn sasl_success(&mut self, profile: Profile, additional: Option<Vec<u8>>) -> Result<Flow, StreamError> {
-        let Profile::Sasl2 { user_agent_id, bind, resume } = profile else {
+        let Profile::Sasl2(inline_request) = profile else {
             let mut success = Element::new("success", ns::SASL);
             if let Some(data) = additional {
                 success.append_text(B64.encode(data));
@@ -163,6 +171,7 @@ impl Session {
             self.header_sent = false;
             return Ok(Flow::Restart);
         };
+        let Inline { user_agent_id, bind, resume } = *inline_request;
         let mut success = Element::new("success", NS_SASL2);
         if let Some(data) = additional {
             success.push(Element::new("additional-data", NS_SASL2).with_text(B64.encode(data)));
@@ -276,7 +285,7 @@ impl Session {
 
 fn profile_of(el: &Element) -> Profile {
     if el.ns() == NS_SASL2 {
-        Profile::Sasl2 { user_agent_id: None, bind: None, resume: None }
+        Profile::Sasl2(Box::default())
     } else {
         Profile::Sasl1
     }
