@@ -73,10 +73,7 @@ impl Server {
         let c2s_tls = direct.as_ref().and_then(|l| l.local_addr().ok());
         let permits = Arc::new(Semaphore::new(config.c2s.max_connections));
         let ctx = Arc::new(Context::new(config, store, tls));
-        ctx.tracker.spawn(listener::serve(plain, false, ctx.clone(), permits.clone()));
-        if let Some(direct) = direct {
-            ctx.tracker.spawn(listener::serve(direct, true, ctx.clone(), permits));
-        }
+        ctx.tracker.spawn(listener::serve(plain, direct, ctx.clone(), permits));
         tracing::info!(%c2s, c2s_tls = ?c2s_tls, domain = %ctx.domain(), "listening");
         Ok(Server { c2s, c2s_tls, ctx })
     }

@@ -6,6 +6,7 @@
 //! No I/O, no clock, and no randomness except the salts of [`Credentials::derive`]: the server nonce is an input.
 
 mod credentials;
+pub mod ht;
 mod keys;
 mod plain;
 mod scram;
