@@ -43,6 +43,7 @@ fn expected() -> Vec<StreamEvent> {
             from: None,
             version: Some("1.0".into()),
             lang: Some("en".into()),
+            content_ns: Some("jabber:client".into()),
         }),
         StreamEvent::Stanza(message),
         StreamEvent::Whitespace,
@@ -268,4 +269,24 @@ fn element_parse_round_trips_one_stored_stanza() {
     assert_eq!(Element::parse("<a/><b/>"), None);
     assert_eq!(Element::parse("<a>"), None);
     assert_eq!(Element::parse("not xml"), None);
+}
+
+#[test]
+fn the_declared_content_namespace_is_reported() {
+    let header = |h: &str| {
+        let mut r = StreamReader::new(Limits::default());
+        let mut out = Vec::new();
+        // Byte by byte, so that the header is assembled across reads.
+        for b in h.as_bytes().chunks(1) {
+            r.feed(b, &mut out).unwrap();
+        }
+        match out.into_iter().next() {
+            Some(StreamEvent::Open(h)) => h.content_ns,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(header(HEADER).as_deref(), Some("jabber:client"));
+    let server = "<stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns = \"jabber:server\">";
+    assert_eq!(header(server).as_deref(), Some("jabber:server"));
+    assert_eq!(header("<stream:stream xmlns:stream='http://etherx.jabber.org/streams'>"), None);
 }

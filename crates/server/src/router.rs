@@ -15,6 +15,8 @@ pub enum Outbound {
     RosterPush(Element),
     /// Another login bound the same resource: close with `<conflict/>` (RFC 6120 §7.7.2.2).
     Replaced,
+    /// Messages were stored offline after this session became available: deliver them now.
+    OfflineStored,
 }
 
 #[derive(Clone, Debug)]

@@ -39,6 +39,8 @@ pub struct StreamHeader {
     pub from: Option<String>,
     pub version: Option<String>,
     pub lang: Option<String>,
+    /// The default (content) namespace the header declares, e.g. `jabber:client` (RFC 6120 §4.8.2).
+    pub content_ns: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,7 +63,13 @@ pub struct StreamReader {
     open: bool,
     closed: bool,
     stanza_bytes: usize,
+    /// Raw bytes of the stream header while it is being read: rxml resolves namespaces but does not report which
+    /// default namespace was declared, which the stream header must be checked for.
+    header_raw: Vec<u8>,
 }
+
+/// A stream header longer than this is refused (policy-violation).
+const MAX_HEADER_BYTES: usize = 4096;
 
 impl StreamReader {
     pub fn new(limits: Limits) -> StreamReader {
@@ -72,6 +80,7 @@ impl StreamReader {
             open: false,
             closed: false,
             stanza_bytes: 0,
+            header_raw: Vec::new(),
         }
     }
 
@@ -82,6 +91,7 @@ impl StreamReader {
         self.open = false;
         self.closed = false;
         self.stanza_bytes = 0;
+        self.header_raw = Vec::new();
     }
 
     /// Frees buffers held for partial input; call when the connection goes idle.
@@ -103,7 +113,16 @@ impl StreamReader {
     /// must be closed with that error; after [`StreamEvent::Close`] further input is ignored.
     pub fn next(&mut self, data: &mut &[u8]) -> Result<Option<StreamEvent>, StreamError> {
         while !self.closed {
-            match self.parser.parse(data, false) {
+            let before = *data;
+            let parsed = self.parser.parse(data, false);
+            if !self.open {
+                let consumed = &before[..before.len() - data.len()];
+                if self.header_raw.len() + consumed.len() > MAX_HEADER_BYTES {
+                    return Err(policy("stream header too large"));
+                }
+                self.header_raw.extend_from_slice(consumed);
+            }
+            match parsed {
                 Ok(Some(ev)) => {
                     if let Some(out) = self.handle(ev)? {
                         return Ok(Some(out));
@@ -146,6 +165,8 @@ impl StreamReader {
                         };
                         *slot = Some(value.to_string());
                     }
+                    header.content_ns = default_namespace(&self.header_raw);
+                    self.header_raw = Vec::new();
                     self.open = true;
                     return Ok(Some(StreamEvent::Open(header)));
                 }
@@ -212,6 +233,36 @@ fn new_parser(limits: &Limits) -> Parser {
         max_token_length: limits.max_stanza_bytes.min(MAX_TOKEN_BYTES),
         ..Default::default()
     })
+}
+
+/// The value of the first `xmlns='…'` (not `xmlns:prefix`) attribute in the raw root start tag.
+fn default_namespace(raw: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(raw).ok()?;
+    // Skip the XML declaration; the root start tag is the first `<` not followed by `?`.
+    let start = text.match_indices('<').map(|(i, _)| i).find(|&i| !text[i + 1..].starts_with('?'))?;
+    let tag = &text[start..];
+    let mut rest = tag;
+    while let Some(i) = rest.find("xmlns") {
+        let before = rest[..i].chars().last();
+        let after = &rest[i + 5..];
+        let after_trim = after.trim_start();
+        if before.is_some_and(char::is_whitespace) && after_trim.starts_with('=') {
+            let value = after_trim[1..].trim_start();
+            let quote = value.chars().next()?;
+            if quote == '\'' || quote == '"' {
+                let end = value[1..].find(quote)?;
+                return Some(unescape(&value[1..1 + end]));
+            }
+            return None;
+        }
+        rest = after;
+    }
+    None
+}
+
+/// Predefined-entity and character-reference decoding for an attribute value read from raw bytes.
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
 }
 
 fn policy(text: &str) -> StreamError {

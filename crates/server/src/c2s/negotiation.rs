@@ -30,6 +30,9 @@ impl Session {
         let domain = self.ctx.domain().to_owned();
         self.send_raw(&stanza::stream_header(&domain, &id, header.from.as_deref()));
         self.header_sent = true;
+        if header.content_ns.as_deref() != Some(ns::CLIENT) {
+            return Err(StreamError::new(StreamCondition::InvalidNamespace).with_text("content namespace"));
+        }
         if header.version.as_deref() != Some("1.0") {
             return Err(StreamError::new(StreamCondition::UnsupportedVersion));
         }

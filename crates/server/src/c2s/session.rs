@@ -79,6 +79,8 @@ pub struct Session {
     pub(super) csi: Option<super::csi::Held>,
     /// Another session bound our resource: it now owns the full JID and its presence.
     replaced: bool,
+    /// Offline messages arrived after our initial flush (see `Outbound::OfflineStored`).
+    offline_pending: bool,
 }
 
 /// Runs one client connection to its end.
@@ -130,6 +132,7 @@ impl Session {
             sm: None,
             takeover: None,
             replaced: false,
+            offline_pending: false,
             csi: None,
             ctx,
         }
@@ -194,6 +197,9 @@ impl Session {
                         if let Err(e) = self.outbound(o) {
                             return End::Error(e);
                         }
+                    }
+                    if std::mem::take(&mut self.offline_pending) && self.presence.is_some() {
+                        modules::message::flush_offline(self).await;
                     }
                 }
                 Wake::Read(Ok(0)) | Wake::Read(Err(_)) => return End::Dropped,
@@ -340,6 +346,7 @@ impl Session {
                     self.send(&el)
                 }
             }
+            Outbound::OfflineStored => self.offline_pending = true,
             Outbound::Replaced => {
                 self.replaced = true;
                 return Err(StreamError::new(StreamCondition::Conflict).with_text("replaced by a new session"));
@@ -386,7 +393,7 @@ impl Session {
                 o = recv(&mut self.rx) => match o {
                     Some(Outbound::Stanza(el)) => held.push(el),
                     Some(Outbound::RosterPush(el)) if self.roster_requested => held.push(el),
-                    Some(Outbound::RosterPush(_)) => {}
+                    Some(Outbound::RosterPush(_) | Outbound::OfflineStored) => {}
                     Some(Outbound::Replaced) => {
                         self.replaced = true;
                         return (None, held);

@@ -114,7 +114,14 @@ async fn store_offline(ctx: &Context, user: &str, mut el: Element) -> Result<(),
     el.push(delay(ctx.domain(), now));
     let limit = ctx.config.limits.max_offline_messages;
     match ctx.store.offline_push(user, &el.to_xml(), now, limit).await.map_err(store_failure)? {
-        OfflinePush::Stored(_) => Ok(()),
+        OfflinePush::Stored(_) => {
+            // The account may have come online while the write was committing, after its sessions read their
+            // offline messages: have them look again.
+            for (_, handle) in ctx.router.available(user) {
+                let _ = handle.send(Outbound::OfflineStored);
+            }
+            Ok(())
+        }
         // The same bare condition as for a missing account: nothing tells the sender which case it was.
         OfflinePush::Full => Err(StanzaError::new(Condition::ServiceUnavailable)),
     }
