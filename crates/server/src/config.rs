@@ -28,6 +28,7 @@ pub struct Config {
     pub auth: Auth,
     pub storage: Storage,
     pub sm: Sm,
+    pub archive: Archive,
     pub server: Server,
 }
 
@@ -90,6 +91,14 @@ pub struct Sm {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
+pub struct Archive {
+    pub enabled: bool,
+    pub retention_days: u64,
+    pub max_page: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
 pub struct Server {
     pub hide_version: bool,
     pub create_admin: bool,
@@ -107,6 +116,7 @@ impl Default for Config {
             auth: Auth::default(),
             storage: Storage::default(),
             sm: Sm::default(),
+            archive: Archive::default(),
             server: Server::default(),
         }
     }
@@ -165,6 +175,12 @@ impl Default for Sm {
     }
 }
 
+impl Default for Archive {
+    fn default() -> Archive {
+        Archive { enabled: true, retention_days: 0, max_page: 100 }
+    }
+}
+
 impl Default for Server {
     fn default() -> Server {
         Server { hide_version: false, create_admin: true, shutdown_grace_secs: 5 }
@@ -206,12 +222,15 @@ pub const FIELD_DOCS: &[(&str, &str, &str)] = &[
     ("sm", "resume_timeout_secs", "Seconds a dropped session with XEP-0198 resumption waits for its client to resume."),
     ("sm", "max_unacked", "Stanzas sent to a client and not yet acknowledged before its stream is closed."),
     ("sm", "request_ack_every", "Ask the client for an acknowledgement after this many unacknowledged stanzas."),
+    ("archive", "enabled", "Keep every account's 1:1 messages (XEP-0313) unless the user's preferences say otherwise."),
+    ("archive", "retention_days", "Delete archived messages older than this many days (hourly); 0 keeps them forever."),
+    ("archive", "max_page", "Most messages returned in one archive query page."),
     ("server", "hide_version", "Answer XEP-0092 version queries with service-unavailable."),
     ("server", "create_admin", "On first start with no accounts, create admin@domain and print its password."),
     ("server", "shutdown_grace_secs", "Seconds sessions get to drain after SIGTERM/SIGINT."),
 ];
 
-const SECTIONS: &[&str] = &["c2s", "tls", "limits", "auth", "storage", "sm", "server"];
+const SECTIONS: &[&str] = &["c2s", "tls", "limits", "auth", "storage", "sm", "archive", "server"];
 const ENV_PREFIX: &str = "DRUPE_";
 
 impl Config {
@@ -263,7 +282,7 @@ impl Config {
         if self.tls.cert.is_empty() != self.tls.key.is_empty() {
             return Err(invalid("tls.cert", "tls.cert and tls.key must be set together"));
         }
-        let positive: [(&'static str, u64); 13] = [
+        let positive: [(&'static str, u64); 14] = [
             ("c2s.max_connections", self.c2s.max_connections as u64),
             ("c2s.auth_timeout_secs", self.c2s.auth_timeout_secs),
             ("c2s.idle_timeout_secs", self.c2s.idle_timeout_secs),
@@ -276,6 +295,7 @@ impl Config {
             ("c2s.ping_timeout_secs", self.c2s.ping_timeout_secs),
             ("limits.csi_max_buffered", self.limits.csi_max_buffered as u64),
             ("sm.max_unacked", self.sm.max_unacked as u64),
+            ("archive.max_page", self.archive.max_page as u64),
             ("sm.request_ack_every", self.sm.request_ack_every as u64),
         ];
         for (field, v) in positive {

@@ -27,6 +27,8 @@ pub struct Context {
     pub tracker: TaskTracker,
     /// Per-process secret for the fake SCRAM salts of unknown accounts (no account enumeration).
     pub fake_salt_secret: [u8; 32],
+    pub blocklists: crate::modules::blocking::Blocklists,
+    pub mam_prefs: crate::modules::mam::PrefsCache,
     next_id: AtomicU64,
     /// XEP-0198 resumption ids: owner account, session id, and the channel to ask that session for its state.
     resumption: Mutex<HashMap<String, Resumable>>,
@@ -44,6 +46,8 @@ impl Context {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             fake_salt_secret: rand::random(),
+            blocklists: Default::default(),
+            mam_prefs: Default::default(),
             next_id: AtomicU64::new(1),
             resumption: Mutex::new(HashMap::new()),
         }

@@ -74,6 +74,7 @@ impl Server {
         let permits = Arc::new(Semaphore::new(config.c2s.max_connections));
         let ctx = Arc::new(Context::new(config, store, tls));
         ctx.tracker.spawn(listener::serve(plain, direct, ctx.clone(), permits));
+        ctx.tracker.spawn(modules::mam::retention(ctx.clone()));
         tracing::info!(%c2s, c2s_tls = ?c2s_tls, domain = %ctx.domain(), "listening");
         Ok(Server { c2s, c2s_tls, ctx })
     }

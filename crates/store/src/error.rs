@@ -3,12 +3,15 @@
 use rusqlite::ffi;
 
 /// Why a store call failed. The server turns anything but the domain answers
-/// (`AlreadyExists`, `NoSuchAccount`) into `<internal-server-error/>` in one place.
+/// (`AlreadyExists`, `NotFound`, `NoSuchAccount`) into `<internal-server-error/>` in one place.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The thing to create (an account) is already there.
     #[error("already exists")]
     AlreadyExists,
+    /// The thing named (an archive id given as an RSM anchor) is not there.
+    #[error("not found")]
+    NotFound,
     /// The owner named in a write (roster item, offline message) has no account.
     #[error("no such account")]
     NoSuchAccount,
@@ -43,6 +46,7 @@ impl StoreError {
     pub(crate) fn replicate(&self) -> StoreError {
         match self {
             StoreError::AlreadyExists => StoreError::AlreadyExists,
+            StoreError::NotFound => StoreError::NotFound,
             StoreError::NoSuchAccount => StoreError::NoSuchAccount,
             StoreError::NewerSchema { found, known } => StoreError::NewerSchema { found: *found, known: *known },
             StoreError::DiskFull => StoreError::DiskFull,

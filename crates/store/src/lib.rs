@@ -7,6 +7,7 @@
 //! of sessions, stanzas' meaning or JIDs' syntax: usernames arrive normalised, contacts as
 //! bare-JID strings, stanzas as serialised XML.
 
+mod archive;
 mod error;
 pub mod sqlite;
 
@@ -14,6 +15,7 @@ use std::path::Path;
 
 use drupe_proto::sasl::Credentials;
 
+pub use archive::{ArchiveDefault, ArchiveEntry, ArchivePage, ArchivePrefs, ArchiveQuery};
 pub use error::StoreError;
 pub use sqlite::{SqliteOptions, SqliteStore, SCHEMA_VERSION as SQLITE_SCHEMA_VERSION};
 
@@ -153,7 +155,8 @@ impl Store {
         }
     }
 
-    /// Removes an account with its roster and offline messages; `false` if there was none.
+    /// Removes an account with everything it owns (roster, offline messages, archive,
+    /// archive preferences, blocklist); `false` if there was none.
     pub async fn account_remove(&self, username: &str) -> Result<bool, StoreError> {
         match self {
             Store::Sqlite(s) => s.account_remove(username).await,
@@ -262,6 +265,93 @@ impl Store {
     pub async fn offline_count(&self, owner: &str) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(s) => s.offline_count(owner).await,
+        }
+    }
+
+    // --- message archive (XEP-0313, XEP-0431) ------------------------------------------
+
+    /// Archives a message for `owner`. [`StoreError::AlreadyExists`] if the owner's archive
+    /// already holds its stanza-id; [`StoreError::NoSuchAccount`] if there is no such owner.
+    pub async fn archive_append(&self, owner: &str, entry: &ArchiveEntry) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.archive_append(owner, entry).await,
+        }
+    }
+
+    /// One page of the owner's archive (see [`ArchiveQuery`]), items in archive order.
+    /// [`StoreError::NotFound`] if an RSM anchor is not in the owner's archive.
+    pub async fn archive_query(&self, owner: &str, query: &ArchiveQuery) -> Result<ArchivePage, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.archive_query(owner, query).await,
+        }
+    }
+
+    /// The owner's archived message with this stanza-id.
+    pub async fn archive_get(&self, owner: &str, stanza_id: &str) -> Result<Option<ArchiveEntry>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.archive_get(owner, stanza_id).await,
+        }
+    }
+
+    /// The owner's latest archived message with this origin-id (XEP-0359), to find the
+    /// target of a retraction (XEP-0424) or correction (XEP-0308).
+    pub async fn archive_find_origin(&self, owner: &str, origin_id: &str) -> Result<Option<ArchiveEntry>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.archive_find_origin(owner, origin_id).await,
+        }
+    }
+
+    /// Retention: deletes every owner's messages older than `cutoff_ms` in short
+    /// transactions, so other writes interleave. Returns how many were deleted.
+    pub async fn archive_purge_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.archive_purge_before(cutoff_ms).await,
+        }
+    }
+
+    pub async fn archive_count(&self, owner: &str) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.archive_count(owner).await,
+        }
+    }
+
+    /// The owner's archiving preferences (XEP-0441); the defaults if never set.
+    pub async fn archive_prefs(&self, owner: &str) -> Result<ArchivePrefs, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.archive_prefs(owner).await,
+        }
+    }
+
+    /// Replaces the owner's archiving preferences. [`StoreError::NoSuchAccount`] if there is
+    /// no such owner.
+    pub async fn archive_set_prefs(&self, owner: &str, prefs: &ArchivePrefs) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.archive_set_prefs(owner, prefs).await,
+        }
+    }
+
+    // --- blocking (XEP-0191) -------------------------------------------------------------
+
+    /// The owner's blocked JIDs (bare, full or domain, as given), sorted.
+    pub async fn blocklist(&self, owner: &str) -> Result<Vec<String>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.blocklist(owner).await,
+        }
+    }
+
+    /// Adds JIDs to the owner's blocklist; blocking a blocked JID changes nothing.
+    /// [`StoreError::NoSuchAccount`] if there is no such owner.
+    pub async fn block(&self, owner: &str, jids: &[String]) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.block(owner, jids).await,
+        }
+    }
+
+    /// Removes JIDs from the owner's blocklist; an empty `jids` unblocks every JID
+    /// (XEP-0191 §3.4). JIDs that were not blocked are ignored.
+    pub async fn unblock(&self, owner: &str, jids: &[String]) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.unblock(owner, jids).await,
         }
     }
 }

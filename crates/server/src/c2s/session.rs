@@ -70,6 +70,10 @@ pub struct Session {
     /// The last available presence this session broadcast (`None`: unavailable).
     pub presence: Option<Element>,
     pub roster_requested: bool,
+    /// Stored messages were delivered to this session (on its first non-negative presence).
+    pub offline_delivered: bool,
+    /// Stored messages are to be delivered after the current presence is handled.
+    pub offline_due: bool,
     /// Entities this session sent directed available presence to (RFC 6121 §4.6): they get unavailable at the end.
     pub directed: HashSet<String>,
     pub(super) sm: Option<StreamManagement>,
@@ -128,6 +132,8 @@ impl Session {
             jid: None,
             presence: None,
             roster_requested: false,
+            offline_delivered: false,
+            offline_due: false,
             directed: HashSet::new(),
             sm: None,
             takeover: None,
@@ -198,7 +204,7 @@ impl Session {
                             return End::Error(e);
                         }
                     }
-                    if std::mem::take(&mut self.offline_pending) && self.presence.is_some() {
+                    if std::mem::take(&mut self.offline_pending) && self.offline_delivered {
                         modules::message::flush_offline(self).await;
                     }
                 }
@@ -372,6 +378,7 @@ impl Session {
             rx: self.rx.take(),
             presence: self.presence.take(),
             roster_requested: self.roster_requested,
+            offline_delivered: self.offline_delivered,
             directed: std::mem::take(&mut self.directed),
             sm: self.sm.take()?,
             held,

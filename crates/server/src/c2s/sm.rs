@@ -56,6 +56,7 @@ pub struct Detached {
     pub rx: Option<mpsc::Receiver<Outbound>>,
     pub presence: Option<Element>,
     pub roster_requested: bool,
+    pub offline_delivered: bool,
     pub directed: HashSet<String>,
     pub sm: StreamManagement,
     /// Stanzas that arrived while the session was waiting for its client to come back.
@@ -199,6 +200,7 @@ impl Session {
         self.jid = Some(d.jid);
         self.presence = d.presence;
         self.roster_requested = d.roster_requested;
+        self.offline_delivered = d.offline_delivered;
         self.directed = d.directed;
         self.set_queue(d.rx);
         let inbound = d.sm.inbound;

@@ -4,7 +4,7 @@ use drupe_proto::error::Condition;
 use drupe_proto::xml::Element;
 use drupe_proto::{ns, stanza};
 
-use super::{store_failure, target, Target};
+use super::{mam, store_failure, target, Target};
 use crate::c2s::Session;
 
 fn identity(category: &str, kind: &str, name: Option<&str>) -> Element {
@@ -28,7 +28,8 @@ pub fn server_info(s: &mut Session, iq: &Element) {
         return s.send_error(iq, Condition::ItemNotFound);
     }
     let mut query = Element::new("query", ns::DISCO_INFO).with_child(identity("server", "im", Some("drupe")));
-    let mut features = vec![ns::DISCO_INFO, ns::DISCO_ITEMS, ns::PING, ns::ROSTER, super::carbons::NS];
+    let mut features =
+        vec![ns::DISCO_INFO, ns::DISCO_ITEMS, ns::PING, ns::ROSTER, super::carbons::NS, super::blocking::NS];
     if !s.ctx.config.server.hide_version {
         features.push(ns::VERSION);
     }
@@ -64,10 +65,15 @@ pub async fn account_info(s: &mut Session, iq: &Element, own: bool) {
     if !visible {
         return s.send_error(iq, Condition::ServiceUnavailable);
     }
-    let query = Element::new("query", ns::DISCO_INFO)
+    let mut query = Element::new("query", ns::DISCO_INFO)
         .with_child(identity("account", "registered", None))
         .with_child(feature(ns::DISCO_INFO))
         .with_child(feature(ns::DISCO_ITEMS));
+    if own && s.ctx.config.archive.enabled {
+        for f in [mam::NS, mam::NS_EXTENDED, mam::SID, mam::FULLTEXT] {
+            query.push(feature(f));
+        }
+    }
     s.send(&stanza::iq_result(iq, Some(query)));
 }
 

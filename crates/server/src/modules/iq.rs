@@ -5,7 +5,7 @@ use drupe_proto::error::{Condition, StanzaError};
 use drupe_proto::xml::Element;
 use drupe_proto::{ns, stanza, Jid};
 
-use super::{carbons, disco, ping, roster, target, version, Target};
+use super::{blocking, carbons, disco, mam, ping, roster, target, version, Target};
 use crate::c2s::Session;
 use crate::router::{Outbound, Undeliverable};
 
@@ -23,6 +23,9 @@ pub async fn from_client(s: &mut Session, iq: Element, to: Option<&Jid>) {
     }
     if !matches!(kind.as_str(), "get" | "set") || iq.attr("id").is_none() || iq.children().count() != 1 {
         return s.send_error(&iq, Condition::BadRequest);
+    }
+    if let Err(reply) = blocking::check_outbound(s, &iq, to, &addressee).await {
+        return s.send(&reply);
     }
     let own = s.user.clone().unwrap_or_default();
     let payload_ns = iq.first_child().map(|c| c.ns().to_owned()).unwrap_or_default();
@@ -60,6 +63,8 @@ async fn account(s: &mut Session, iq: Element, payload_ns: &str, own: bool) {
     match payload_ns {
         ns::ROSTER if own => roster::handle(s, iq).await,
         carbons::NS if own => carbons::handle(s, &iq),
+        blocking::NS if own => blocking::handle(s, &iq).await,
+        mam::NS if own => mam::handle(s, &iq).await,
         ns::DISCO_INFO => disco::account_info(s, &iq, own).await,
         ns::DISCO_ITEMS if own => disco::items(s, &iq),
         ns::PING if own => ping::handle(s, &iq),

@@ -9,7 +9,7 @@ use drupe_proto::xml::Element;
 use drupe_proto::Jid;
 use drupe_store::OfflinePush;
 
-use super::{carbons, now_ms, store_failure, target, Target};
+use super::{blocking, carbons, mam, now_ms, store_failure, target, Target};
 use crate::c2s::Session;
 use crate::context::Context;
 use crate::router::{Outbound, Undeliverable};
@@ -17,14 +17,18 @@ use crate::router::{Outbound, Undeliverable};
 const CHATSTATES: &str = "http://jabber.org/protocol/chatstates";
 
 pub async fn from_client(s: &mut Session, el: Element, to: Option<&Jid>) {
-    let result = match target(&s.ctx, to) {
+    let addressee = target(&s.ctx, to);
+    if let Err(reply) = blocking::check_outbound(s, &el, to, &addressee).await {
+        return s.send(&reply);
+    }
+    let result = match addressee {
         // A message to one's own bare JID is routed like any other (RFC 6121 §8.5.2, to the account's resources).
         Target::OwnAccount => match s.user.clone() {
-            Some(user) => deliver_to_account(&s.ctx, &user, None, el.clone()).await,
+            Some(user) => deliver_to_account(&s.ctx, &user, None, el.clone(), true).await,
             None => Ok(()),
         },
-        Target::Bare(user) => deliver_to_account(&s.ctx, &user, None, el.clone()).await,
-        Target::Full(user, res) => deliver_to_account(&s.ctx, &user, Some(&res), el.clone()).await,
+        Target::Bare(ref user) => deliver_to_account(&s.ctx, user, None, el.clone(), true).await,
+        Target::Full(ref user, ref res) => deliver_to_account(&s.ctx, user, Some(res), el.clone(), true).await,
         // Messages to the server itself (RFC 6120 §10.3.1 with a domain `to`): nothing handles them.
         Target::Server => Err(StanzaError::new(Condition::ServiceUnavailable)),
         Target::Remote => Err(StanzaError::new(Condition::RemoteServerNotFound)),
@@ -32,6 +36,13 @@ pub async fn from_client(s: &mut Session, el: Element, to: Option<&Jid>) {
     match result {
         Ok(()) => {
             if let Some(user) = s.user.clone() {
+                let to_self = matches!(&addressee, Target::OwnAccount)
+                    || matches!(&addressee, Target::Bare(u) | Target::Full(u, _) if *u == user);
+                if !to_self {
+                    if let Err(e) = mam::archive_outgoing(&s.ctx, &user, &el).await {
+                        tracing::warn!(condition = e.condition.as_str(), "sent message not archived");
+                    }
+                }
                 carbons::sent(&s.ctx, &user, &el, s.id);
             }
         }
@@ -39,26 +50,19 @@ pub async fn from_client(s: &mut Session, el: Element, to: Option<&Jid>) {
     }
 }
 
-/// Delivers a message to a local account per RFC 6121 §8.5.2-8.5.3, storing it offline when needed. An error is
-/// the stanza error to bounce to the sender.
+/// Delivers a message to a local account per RFC 6121 §8.5.2-8.5.3, archiving it (when `fresh`: not a message
+/// routed again after a session ended) and storing it offline when needed. An error is the stanza error to bounce
+/// to the sender.
 pub async fn deliver_to_account(
     ctx: &Context,
     user: &str,
     resource: Option<&str>,
-    el: Element,
+    mut el: Element,
+    fresh: bool,
 ) -> Result<(), StanzaError> {
     let kind = el.attr("type").unwrap_or("normal").to_owned();
-    if let Some(res) = resource {
-        if let Some(handle) = ctx.router.handle(user, res) {
-            return match handle.send(Outbound::Stanza(el.clone())) {
-                Ok(()) => {
-                    carbons::received(ctx, user, &el, &[handle.id]);
-                    Ok(())
-                }
-                Err(Undeliverable::QueueFull) => Err(StanzaError::new(Condition::ResourceConstraint)),
-                Err(Undeliverable::NoSession) => Err(StanzaError::new(Condition::ServiceUnavailable)),
-            };
-        }
+    let handle = resource.and_then(|res| ctx.router.handle(user, res));
+    if resource.is_some() && handle.is_none() {
         // No such resource (RFC 6121 §8.5.3.2.1).
         match kind.as_str() {
             "error" => return Ok(()),
@@ -66,12 +70,28 @@ pub async fn deliver_to_account(
             _ => {}
         }
     }
-    let available: Vec<_> = ctx.router.available(user).into_iter().filter(|(prio, _)| *prio >= 0).collect();
-    if available.is_empty() && !exists(ctx, user).await? {
+    let available: Vec<_> = match handle {
+        Some(_) => Vec::new(),
+        None => ctx.router.available(user).into_iter().filter(|(prio, _)| *prio >= 0).collect(),
+    };
+    if handle.is_none() && available.is_empty() && !exists(ctx, user).await? {
         // The same answer whether or not the account exists (RFC 6121 §8.5.1, no enumeration).
         return match kind.as_str() {
             "error" => Ok(()),
             _ => Err(StanzaError::new(Condition::ServiceUnavailable)),
+        };
+    }
+    if fresh {
+        mam::archive_incoming(ctx, user, &mut el).await?;
+    }
+    if let Some(handle) = handle {
+        return match handle.send(Outbound::Stanza(el.clone())) {
+            Ok(()) => {
+                carbons::received(ctx, user, &el, &[handle.id]);
+                Ok(())
+            }
+            Err(Undeliverable::QueueFull) => Err(StanzaError::new(Condition::ResourceConstraint)),
+            Err(Undeliverable::NoSession) => Err(StanzaError::new(Condition::ServiceUnavailable)),
         };
     }
     match kind.as_str() {

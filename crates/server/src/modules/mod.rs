@@ -1,9 +1,11 @@
 //! Server behaviour per feature, one file per RFC section or XEP. Every stanza from a bound client enters through
 //! [`handle_client_stanza`], which stamps `from` (no spoofing, RFC 6120 §8.1.2.1) and dispatches by kind.
 
+pub mod blocking;
 pub mod carbons;
 pub mod disco;
 pub mod iq;
+pub mod mam;
 pub mod message;
 pub mod ping;
 pub mod presence;
@@ -80,7 +82,7 @@ pub async fn session_ended(s: &mut Session, pending: Option<mpsc::Receiver<Outbo
         }
     }
     for el in messages.into_iter().filter(|el| el.name() == "message") {
-        if let Err(e) = message::deliver_to_account(&s.ctx, &user, None, el).await {
+        if let Err(e) = message::deliver_to_account(&s.ctx, &user, None, el, false).await {
             tracing::debug!(condition = e.condition.as_str(), "undelivered message could not be rerouted");
         }
     }

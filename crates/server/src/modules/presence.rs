@@ -6,7 +6,7 @@ use drupe_proto::xml::Element;
 use drupe_proto::{ns, Jid};
 use drupe_store::{RosterItem, Subscription};
 
-use super::{message, roster, target, Target};
+use super::{blocking, message, roster, target, Target};
 use crate::c2s::Session;
 use crate::context::Context;
 use crate::router::Outbound;
@@ -74,20 +74,37 @@ async fn broadcast(s: &mut Session, el: Element) {
         return went_offline(s).await;
     }
     let initial = s.presence.is_none();
+    let prio = priority(&el);
     s.presence = Some(el.clone());
-    s.ctx.router.set_presence(&user, &resource, s.id, Some((priority(&el), el.clone())));
+    s.ctx.router.set_presence(&user, &resource, s.id, Some((prio, el.clone())));
     let items = roster_items(&s.ctx, &user).await;
+    let me_jid = Jid::from(jid.clone());
     for item in items.iter().filter(|i| matches!(i.subscription, Subscription::From | Subscription::Both)) {
         if let Some(contact) = local_user(&s.ctx, &item.jid) {
-            to_available(&s.ctx, &contact, &el.clone().with_attr("to", item.jid.as_str()));
+            if !blocked_either_way(&s.ctx, &user, &me_jid, &contact, &item.jid).await {
+                to_available(&s.ctx, &contact, &el.clone().with_attr("to", item.jid.as_str()));
+            }
         }
     }
+    // Every available resource of the account, the sender included (RFC 6121 §4.2.2, §4.4.2).
+    let own = el.clone().with_attr("to", bare(s));
     for (_, handle) in s.ctx.router.available(&user) {
-        if handle.id != s.id {
-            let _ = handle.send(Outbound::Stanza(el.clone()));
+        if handle.id == s.id {
+            s.send(&own);
+        } else {
+            let _ = handle.send(Outbound::Stanza(own.clone()));
         }
+    }
+    // Stored messages go to the first resource with non-negative priority (XEP-0160 §3), which may be a later
+    // presence of this session.
+    if prio >= 0 && !s.offline_delivered {
+        s.offline_delivered = true;
+        s.offline_due = true;
     }
     if !initial {
+        if std::mem::take(&mut s.offline_due) {
+            message::flush_offline(s).await;
+        }
         return;
     }
     // Initial presence: probe contacts (answered locally from the router), show the account's other resources,
@@ -95,6 +112,9 @@ async fn broadcast(s: &mut Session, el: Element) {
     let me = jid.to_string();
     for item in items.iter().filter(|i| matches!(i.subscription, Subscription::To | Subscription::Both)) {
         if let Some(contact) = local_user(&s.ctx, &item.jid) {
+            if blocked_either_way(&s.ctx, &user, &me_jid, &contact, &item.jid).await {
+                continue;
+            }
             for p in s.ctx.router.presences(&contact) {
                 s.send(&p.with_attr("to", me.as_str()));
             }
@@ -108,7 +128,27 @@ async fn broadcast(s: &mut Session, el: Element) {
     for item in items.iter().filter(|i| i.pending_in) {
         s.send(&subscription_stanza("subscribe", &item.jid, &bare(s)));
     }
-    message::flush_offline(s).await;
+    if std::mem::take(&mut s.offline_due) {
+        message::flush_offline(s).await;
+    }
+}
+
+/// Whether `user` (as `user_jid`) and a local contact block each other in either direction (XEP-0191 §3.3).
+async fn blocked_either_way(ctx: &Context, user: &str, user_jid: &Jid, contact: &str, contact_bare: &str) -> bool {
+    let Ok(contact_jid) = Jid::new(contact_bare) else { return false };
+    blocking::blocks(ctx, user, &contact_jid).await || blocking::blocks(ctx, contact, user_jid).await
+}
+
+/// XEP-0191 §3.3.5: contacts that were just blocked see the account go unavailable.
+pub async fn hide_from(s: &mut Session, jids: &[String]) {
+    let Some(user) = s.user.clone() else { return };
+    for jid in jids {
+        let Ok(j) = Jid::new(jid) else { continue };
+        let bare = j.to_bare().to_string();
+        if let Some(contact) = local_user(&s.ctx, &bare) {
+            share_presence(&s.ctx, &user, &contact, &bare, false);
+        }
+    }
 }
 
 /// Directed presence (RFC 6121 §4.6) to a local account or resource.
@@ -207,6 +247,12 @@ pub async fn send_subscription(s: &mut Session, contact: &str, kind: &str) {
     let Some(user) = s.user.clone() else { return };
     let me = bare(s);
     let ctx = s.ctx.clone();
+    if let (Some(contact_user), Ok(me_jid)) = (local_user(&ctx, contact), Jid::new(&me)) {
+        // Subscription traffic between blocked parties goes nowhere (XEP-0191 §3.3).
+        if blocked_either_way(&ctx, &user, &me_jid, &contact_user, contact).await {
+            return;
+        }
+    }
     let mut item = item_or_new(&ctx, &user, contact).await;
     // A local JID without an account is treated like a remote one: the stanza goes nowhere, silently (RFC 6121
     // §3.1.3 lets the server ignore it; answering would reveal which accounts exist).

@@ -62,6 +62,56 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX offline_messages_by_owner ON offline_messages(owner, id);
     "#,
+    // 2: message archive (XEP-0313) with full-text search (XEP-0431), archive preferences
+    // (XEP-0441), blocking (XEP-0191).
+    r#"
+    -- `seq` (the rowid) is archive order. Rows are never updated: the FTS triggers below
+    -- cover INSERT and DELETE only. Every index ends with the rowid, so the plain
+    -- `(owner)` index is (owner, seq): pages in archive order without a sort.
+    CREATE TABLE archive (
+        seq          INTEGER PRIMARY KEY,
+        owner        TEXT    NOT NULL REFERENCES accounts(username) ON DELETE CASCADE,
+        stanza_id    TEXT    NOT NULL,
+        with_jid     TEXT    NOT NULL,
+        outgoing     INTEGER NOT NULL CHECK (outgoing IN (0, 1)),
+        timestamp_ms INTEGER NOT NULL,
+        origin_id    TEXT,
+        body         TEXT,
+        stanza       TEXT    NOT NULL
+    ) STRICT;
+    CREATE INDEX archive_by_owner ON archive(owner);
+    CREATE INDEX archive_by_with ON archive(owner, with_jid);
+    CREATE UNIQUE INDEX archive_by_stanza_id ON archive(owner, stanza_id);
+    CREATE INDEX archive_by_time ON archive(owner, timestamp_ms);
+    CREATE INDEX archive_by_origin_id ON archive(owner, origin_id) WHERE origin_id IS NOT NULL;
+
+    -- External content: the body is stored once, in `archive`; the index holds only tokens.
+    CREATE VIRTUAL TABLE archive_fts USING fts5(body, content='archive', content_rowid='seq');
+    CREATE TRIGGER archive_fts_insert AFTER INSERT ON archive WHEN new.body IS NOT NULL BEGIN
+        INSERT INTO archive_fts (rowid, body) VALUES (new.seq, new.body);
+    END;
+    -- Also fired by the ON DELETE CASCADE of an account.
+    CREATE TRIGGER archive_fts_delete AFTER DELETE ON archive WHEN old.body IS NOT NULL BEGIN
+        INSERT INTO archive_fts (archive_fts, rowid, body) VALUES ('delete', old.seq, old.body);
+    END;
+
+    CREATE TABLE archive_prefs (
+        owner        TEXT NOT NULL PRIMARY KEY REFERENCES accounts(username) ON DELETE CASCADE,
+        default_mode TEXT NOT NULL CHECK (default_mode IN ('always', 'never', 'roster'))
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE archive_prefs_jids (
+        owner TEXT NOT NULL REFERENCES accounts(username) ON DELETE CASCADE,
+        list  TEXT NOT NULL CHECK (list IN ('always', 'never')),
+        jid   TEXT NOT NULL,
+        PRIMARY KEY (owner, list, jid)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE blocklist (
+        owner TEXT NOT NULL REFERENCES accounts(username) ON DELETE CASCADE,
+        jid   TEXT NOT NULL,
+        PRIMARY KEY (owner, jid)
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// Brings the database up to [`SCHEMA_VERSION`], one transaction per migration.

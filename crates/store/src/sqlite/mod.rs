@@ -2,9 +2,14 @@
 //!
 //! One write connection lives on the writer thread ([`writer`]); reads run on a small pool
 //! of read-only WAL connections through `spawn_blocking`. The SQL of each domain lives in
-//! its own file (`accounts`, `roster`, `offline`) as `impl SqliteStore` blocks.
+//! its own file (`accounts`, `roster`, `offline`, `archive*`, `blocking`) as `impl SqliteStore`
+//! blocks.
 
 mod accounts;
+mod archive;
+mod archive_prefs;
+mod archive_query;
+mod blocking;
 mod migrations;
 mod offline;
 mod roster;
@@ -189,6 +194,8 @@ impl ReaderPool {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(self.busy_timeout)?;
+        // `rarray(?)`: binds a list (the XEP-0313 ids filter) as one parameter.
+        rusqlite::vtab::array::load_module(&conn)?;
         Ok(conn)
     }
 

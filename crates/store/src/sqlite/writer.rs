@@ -180,11 +180,10 @@ fn run(conn: Connection, mut receiver: mpsc::Receiver<Message>, max_batch: usize
 }
 
 /// Runs one batch in one transaction and answers every job.
-fn commit_batch(conn: &Connection, jobs: Vec<Box<dyn Job>>, commits: &AtomicU64) {
+fn commit_batch(conn: &Connection, mut jobs: Vec<Box<dyn Job>>, commits: &AtomicU64) {
     let started = Instant::now();
     let size = jobs.len();
-    let result = run_batch(conn, jobs);
-    let (jobs, outcome) = result;
+    let outcome = run_batch(conn, &mut jobs);
     match &outcome {
         Ok(()) => {
             commits.fetch_add(1, Ordering::Relaxed);
@@ -204,30 +203,24 @@ fn commit_batch(conn: &Connection, jobs: Vec<Box<dyn Job>>, commits: &AtomicU64)
     }
 }
 
-/// BEGIN, one SAVEPOINT per job, COMMIT. Gives back the jobs to answer and the error, if
-/// any, that undid the whole batch (the caller then rolls back).
-fn run_batch(conn: &Connection, mut jobs: Vec<Box<dyn Job>>) -> (Vec<Box<dyn Job>>, Result<(), StoreError>) {
+/// BEGIN, one SAVEPOINT per job, COMMIT. An error is one that undid the whole batch
+/// (the caller then rolls back whatever is left of the transaction).
+fn run_batch(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
     // IMMEDIATE takes the write lock now: another process holding it makes us wait
     // (busy_timeout) here rather than fail halfway through the batch.
-    if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
-        return (jobs, Err(error.into()));
-    }
-    for job in &mut jobs {
-        if let Err(error) = conn.execute_batch("SAVEPOINT job") {
-            return (jobs, Err(error.into()));
-        }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    for job in jobs {
+        conn.execute_batch("SAVEPOINT job")?;
         let savepoint_end = match job.run(conn) {
             Ok(()) => "RELEASE job",
             // On some errors (SQLITE_FULL, IOERR, NOMEM) SQLite may already have rolled
             // back the whole transaction: then every job of the batch is undone, by this
             // job's error.
-            Err(error) if conn.is_autocommit() => return (jobs, Err(error)),
+            Err(error) if conn.is_autocommit() => return Err(error),
             Err(_) => "ROLLBACK TO job; RELEASE job",
         };
-        if let Err(error) = conn.execute_batch(savepoint_end) {
-            return (jobs, Err(error.into()));
-        }
+        conn.execute_batch(savepoint_end)?;
     }
-    let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
-    (jobs, committed)
+    conn.execute_batch("COMMIT")?;
+    Ok(())
 }
