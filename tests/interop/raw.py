@@ -184,6 +184,9 @@ class RawStream:
         assert "<bind" in features, f"no bind offered after auth: {features}"
         jid = self.bind(resource)
         self.send("<presence/>")
+        # Stanzas of one session are handled in order: after this answer the presence counts.
+        self.send("<iq type='get' id='login-ping'><ping xmlns='urn:xmpp:ping'/></iq>")
+        self.read_until(r"<iq[^>]*id=['\"]login-ping['\"]")
         return jid
 
     # ---- assertions ----------------------------------------------------------------------

@@ -90,3 +90,18 @@ def test_authzid_of_own_jid_is_accepted(server):
 def test_raw_login_binds_resource(server):
     with RawStream(server.host, server.c2s_port) as s:
         assert s.login("alice", USERS["alice"], resource="raw1") == "alice@localhost/raw1"
+
+
+def test_same_resource_twice_replaces_the_old_session(server):
+    with RawStream(server.host, server.c2s_port) as first:
+        assert first.login("alice", USERS["alice"], resource="desk") == "alice@localhost/desk"
+        with RawStream(server.host, server.c2s_port) as second:
+            jid = second.login("alice", USERS["alice"], resource="desk")
+            if jid == "alice@localhost/desk":
+                # RFC 6120 7.7.2.2: the server terminated the older session.
+                first.expect_stream_error("conflict")
+            else:
+                # ... or gave the new session another resource; both then work.
+                assert jid.startswith("alice@localhost/"), jid
+            second.send("<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+            second.read_until(r"<iq[^>]*id=['\"]p['\"]")

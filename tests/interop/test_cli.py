@@ -4,6 +4,8 @@ import asyncio
 import re
 import signal
 
+import pytest
+
 from conftest import USERS
 from raw import RawStream
 
@@ -26,15 +28,34 @@ def test_config_example_is_valid(make_server, tmp_path):
     assert res.returncode == 0, f"config example fails config check: {res.stdout}{res.stderr}"
 
 
-def test_config_check_names_the_bad_field(make_server):
-    srv = make_server({"c2s": {"listen": "not-an-address"}}, users={}, start=False)
+@pytest.mark.parametrize("overrides, field", [
+    ({"c2s": {"listen": "not-an-address"}}, "listen"),
+    ({"c2s": {"lsiten": "127.0.0.1:0"}}, "lsiten"),
+    ({"limits": {"max_stanza_bytes": -5}}, "max_stanza_bytes"),
+    ({"auth": {"failure_delay_ms": "soon"}}, "failure_delay_ms"),
+], ids=["bad-address", "unknown-field", "negative-number", "wrong-type"])
+def test_config_check_names_the_bad_field(make_server, overrides, field):
+    srv = make_server(overrides, users={}, start=False)
     res = srv.cli("config", "check")
-    assert res.returncode != 0, "an unparsable listen address passed config check"
+    assert res.returncode != 0, f"config check accepted {overrides}"
     out = (res.stdout + res.stderr).strip()
-    assert "listen" in out, f"error does not name the field: {out!r}"
-    # An environment override fixes it.
+    assert len(out.splitlines()) == 1, f"expected one line, got: {out!r}"
+    assert field in out, f"error does not name the field {field}: {out!r}"
+
+
+def test_env_overrides_config_file(make_server):
+    srv = make_server({"c2s": {"listen": "not-an-address"}}, users={}, start=False)
+    assert srv.cli("config", "check").returncode != 0
     res = srv.cli("config", "check", env={"DRUPE_C2S_LISTEN": "127.0.0.1:0"})
     assert res.returncode == 0, f"DRUPE_C2S_LISTEN did not override: {res.stdout}{res.stderr}"
+
+
+def test_bad_env_override_is_named(make_server):
+    srv = make_server(users={}, start=False)
+    res = srv.cli("config", "check", env={"DRUPE_LIMITS_MAX_STANZA_BYTES": "lots"})
+    assert res.returncode != 0, "a non-numeric DRUPE_LIMITS_MAX_STANZA_BYTES passed config check"
+    out = (res.stdout + res.stderr).strip()
+    assert "max_stanza_bytes" in out.lower(), f"error does not name the field: {out!r}"
 
 
 def test_env_override_applies_to_serve(make_server):
@@ -94,3 +115,31 @@ async def test_sigterm_reaches_slixmpp_client(server, connect):
     await asyncio.to_thread(server.stop_ok)
     await asyncio.wait_for(alice.disconnected.wait(), 10)
     assert "system-shutdown" in alice.stream_errors, alice.stream_errors
+
+
+def test_sigterm_right_after_ready_line_is_a_clean_shutdown(make_server):
+    """A supervisor may signal as soon as it reads the ready line: by then SIGTERM must
+    already mean a clean shutdown (exit 0), not the default kill."""
+    srv = make_server(users={}, start=False)
+    codes = []
+    for _ in range(5):
+        srv.start()
+        codes.append(srv.stop())
+    assert codes == [0] * 5, f"exit codes of SIGTERM right after the ready line: {codes}"
+
+
+def test_first_run_creates_admin_and_prints_its_password(make_server):
+    srv = make_server({"server": {"create_admin": True}}, users={})
+    lines = [line for line in srv.stdout_lines if "admin@localhost" in line]
+    assert len(lines) == 1, f"expected one line about admin@localhost on stdout: {list(srv.stdout_lines)}"
+    password = lines[0].split()[-1]
+    with RawStream(srv.host, srv.c2s_port) as s:
+        assert s.login("admin", password) == "admin@localhost/raw"
+    # Only on the first run.
+    srv.restart()
+    assert not [line for line in srv.stdout_lines if "admin@localhost" in line][1:], list(srv.stdout_lines)
+
+
+def test_no_admin_when_users_exist(make_server):
+    srv = make_server({"server": {"create_admin": True}})
+    assert not [line for line in srv.stdout_lines if "admin@" in line], list(srv.stdout_lines)

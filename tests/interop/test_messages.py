@@ -107,3 +107,47 @@ async def test_offline_messages_wait_for_initial_presence(connect):
     bob.send_raw("<presence/>")
     m = await bob.expect_message(frm="alice@localhost", body="while you were out")
     assert m.find(f"{{{NS_DELAY}}}delay") is not None, show(m)
+
+
+async def test_offline_storage_limit_bounces_the_excess(make_server, connect):
+    srv = make_server({"limits": {"max_offline_messages": 2}})
+    alice = await connect("alice", srv=srv)
+    for i in (1, 2, 3):
+        alice.send_raw(f"<message to='bob@localhost' type='chat' id='o{i}'><body>stored {i}</body></message>")
+    # XEP-0160: when offline storage is full the server returns an error instead of dropping silently.
+    err = await alice.expect(lambda el: tag(el) == "message" and el.get("type") == "error", "bounce of o3")
+    assert err.get("id") == "o3", show(err)
+    assert stanza_error(err)[1] == "service-unavailable", show(err)
+    bob = await connect("bob", srv=srv)
+    got = [await bob.expect_message(frm="alice@localhost") for _ in range(2)]
+    assert [body(m) for m in got] == ["stored 1", "stored 2"]
+    await bob.expect_none(lambda el: tag(el) == "message", "third stored message")
+
+
+async def test_headline_and_error_messages_are_not_stored(connect):
+    alice = await connect("alice")
+    alice.send_raw("<message to='bob@localhost' type='headline'><body>news</body></message>")
+    alice.send_raw("<message to='bob@localhost' type='normal'><body>normal one</body></message>")
+    pong = await alice.iq("<iq type='get' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+    assert pong.get("type") == "result", show(pong)
+    bob = await connect("bob")
+    m = await bob.expect_message(frm="alice@localhost")
+    assert body(m) == "normal one", f"XEP-0160 2: headline messages are not stored: {show(m)}"
+    await bob.expect_none(lambda el: tag(el) == "message", "stored headline")
+
+
+async def test_negative_priority_resource_gets_no_bare_jid_messages(connect):
+    alice = await connect("alice")
+    bob = await connect("bob", presence=False)
+    bob.send_raw("<presence><priority>-1</priority></presence>")
+    # Let the presence take effect before alice sends.
+    pong = await bob.iq("<iq type='get' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+    assert pong.get("type") == "result", show(pong)
+    alice.send_message("bob@localhost", "for a real client")
+    # RFC 6121 8.5.2.1.1 / 8.5.2.2: a negative-priority resource never gets bare-JID messages;
+    # with no other resource the message is stored offline.
+    await bob.expect_none(lambda el: tag(el) == "message", "bare-JID message at priority -1", within=1.5)
+    await bob.close()
+    bob = await connect("bob", resource="normal")
+    m = await bob.expect_message(frm="alice@localhost", body="for a real client")
+    assert m.find(f"{{{NS_DELAY}}}delay") is not None, show(m)

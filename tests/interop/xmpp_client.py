@@ -122,6 +122,12 @@ class Client:
             return
         raise AssertionError(f"{self.jid}: unexpected {what}: {show(el)}")
 
+    def take(self, predicate: Callable[[ET.Element], bool]) -> list[ET.Element]:
+        """Remove and return every received stanza matching `predicate`, without waiting."""
+        taken = [el for el in self._pending if predicate(el)]
+        self._pending = [el for el in self._pending if not predicate(el)]
+        return taken
+
     def received(self, predicate: Callable[[ET.Element], bool]) -> list[ET.Element]:
         return [el for el in self._pending if predicate(el)]
 
@@ -133,20 +139,28 @@ class Client:
                     and (body is None or el.findtext(f"{{{NS_CLIENT}}}body") == body))
         return await self.expect(match, f"message from={frm} body={body!r}", timeout)
 
-    async def expect_presence(self, frm: str, ptype: str | None = None,
+    async def expect_presence(self, frm: str, ptype: str | None = None, status: str | None = None,
                               timeout: float = STEP_TIMEOUT) -> ET.Element:
         """ptype None means available presence (no type attribute)."""
         def match(el):
             return (tag(el) == "presence" and el.get("type") == ptype
-                    and jid_matches(el.get("from"), frm))
-        return await self.expect(match, f"presence type={ptype} from={frm}", timeout)
+                    and jid_matches(el.get("from"), frm)
+                    and (status is None or el.findtext(f"{{{NS_CLIENT}}}status") == status))
+        what = f"presence type={ptype} from={frm}" + (f" status={status!r}" if status else "")
+        return await self.expect(match, what, timeout)
 
-    async def expect_roster_push(self, contact: str, timeout: float = STEP_TIMEOUT) -> ET.Element:
-        """Wait for a roster push about `contact`; returns its <item/>."""
+    async def expect_roster_push(self, contact: str, subscription: str | None = None,
+                                 timeout: float = STEP_TIMEOUT) -> ET.Element:
+        """Wait for a roster push about `contact` (with that subscription state, if given);
+        returns its <item/>."""
         def match(el):
-            return (tag(el) == "iq" and el.get("type") == "set"
-                    and el.find(f"{{{NS_ROSTER}}}query/{{{NS_ROSTER}}}item[@jid='{contact}']") is not None)
-        iq = await self.expect(match, f"roster push for {contact}", timeout)
+            if tag(el) != "iq" or el.get("type") != "set":
+                return False
+            item = el.find(f"{{{NS_ROSTER}}}query/{{{NS_ROSTER}}}item[@jid='{contact}']")
+            return item is not None and (
+                subscription is None or item.get("subscription", "none") == subscription)
+        what = f"roster push for {contact}" + (f" subscription={subscription}" if subscription else "")
+        iq = await self.expect(match, what, timeout)
         frm = iq.get("from")
         assert frm in (None, self.bare), f"roster push from a foreign entity: {show(iq)}"
         return iq.find(f"{{{NS_ROSTER}}}query/{{{NS_ROSTER}}}item")
@@ -195,6 +209,10 @@ class Client:
             await asyncio.wait_for(self.xmpp.get_roster(timeout=timeout), timeout + 1)
         if presence:
             self.xmpp.send_presence()
+        # The server handles one session's stanzas in order: once this ping is answered the
+        # initial presence has taken effect, and other clients may address this one.
+        pong = await self.iq("<iq type='get'><ping xmlns='urn:xmpp:ping'/></iq>", timeout)
+        assert pong.get("type") == "result", f"{self.jid}: ping after login failed: {show(pong)}"
         return self
 
     @property

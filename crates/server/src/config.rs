@@ -261,9 +261,11 @@ impl Config {
                 }
             }
         }
-        let config: Config = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse(e.message().to_owned()))?;
+        // serde_path_to_error keeps the key path, so a wrong type or range names its field.
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let field = e.path().to_string();
+            ConfigError::Parse(format!("field `{field}`: {}", e.into_inner().message()))
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -433,6 +435,10 @@ mod tests {
         let err = Config::from_toml("[c2s]\nlisen = '1'\n", env(&[])).unwrap_err().to_string();
         assert!(err.contains("lisen"), "{err}");
         let err = Config::from_toml("[limits]\nmax_depth = 'deep'\n", env(&[])).unwrap_err().to_string();
-        assert!(err.contains("max_depth") || err.contains("invalid type"), "{err}");
+        assert!(err.contains("limits.max_depth"), "{err}");
+        let err = Config::from_toml("[limits]\nmax_stanza_bytes = -5\n", env(&[])).unwrap_err().to_string();
+        assert!(err.contains("limits.max_stanza_bytes"), "{err}");
+        let err = Config::from_toml("", env(&[("DRUPE_AUTH_FAILURE_DELAY_MS", "soon")])).unwrap_err().to_string();
+        assert!(err.contains("auth.failure_delay_ms"), "{err}");
     }
 }

@@ -98,24 +98,35 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         accounts::add(server.store(), server.config(), "admin", password.clone()).await?;
         println!("drupe: created the first account admin@{domain} with password {password}");
     }
+    // Handlers first: a SIGTERM right after the ready line must be a clean shutdown, not the default kill.
+    let signals = Signals::install()?;
     let tls = server.c2s_tls.map(|a| a.to_string()).unwrap_or_default();
     println!("drupe ready c2s={} c2s_tls={tls}", server.c2s);
     std::io::stdout().flush()?;
-    wait_for_signal().await?;
+    signals.wait().await;
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, installed before the server reports ready.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 fn random_password() -> String {

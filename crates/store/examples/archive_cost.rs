@@ -30,6 +30,12 @@ async fn main() {
     }
 }
 
+/// Bytes this process has had written to storage (WAL and checkpoints); Linux only.
+fn written_bytes() -> u64 {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    io.lines().find_map(|line| line.strip_prefix("write_bytes: ")).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
 /// CPU time this process has used (user + system), in milliseconds; Linux only, 0 elsewhere.
 fn cpu_ms() -> u64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -54,16 +60,6 @@ async fn run(messages: usize, concurrency: usize, fts: bool, words: &[String]) {
             .expect("drop fts");
         drop(conn);
     }
-    if fts {
-        if let Ok(options) = std::env::var("FTS_OPTIONS") {
-            store.close().await;
-            let conn = rusqlite::Connection::open(&path).expect("open");
-            conn.execute_batch(&format!("DROP TABLE archive_fts; CREATE VIRTUAL TABLE archive_fts USING fts5(body, content='archive', content_rowid='seq'{options});")).expect("fts");
-            if let Ok(extra) = std::env::var("FTS_EXTRA") {
-                conn.execute_batch(&extra).expect("extra");
-            }
-        }
-    }
     let store = Store::open_sqlite(&path, SqliteOptions::default()).expect("reopen");
 
     let entries: Vec<ArchiveEntry> = (0..messages).map(|n| entry(n, words)).collect();
@@ -71,6 +67,7 @@ async fn run(messages: usize, concurrency: usize, fts: bool, words: &[String]) {
     let commits = store.commit_count();
     let started = Instant::now();
     let cpu_started = cpu_ms();
+    let written_started = written_bytes();
     let writers: Vec<_> = entries
         .chunks(per_writer)
         .map(|chunk| {
@@ -88,6 +85,7 @@ async fn run(messages: usize, concurrency: usize, fts: bool, words: &[String]) {
     }
     let elapsed = started.elapsed();
     let cpu_us_per_append = (cpu_ms() - cpu_started) as f64 * 1000.0 / messages as f64;
+    let written_per_append = (written_bytes() - written_started) / messages as u64;
     let commits = store.commit_count() - commits;
 
     let search = ArchiveQuery { text: Some(words[7].clone()), max: 50, ..ArchiveQuery::default() };
@@ -112,7 +110,7 @@ async fn run(messages: usize, concurrency: usize, fts: bool, words: &[String]) {
     assert_eq!(purged, messages as u64);
 
     println!(
-        "fts={fts:<5} writers={concurrency:<3} {:>8.0} appends/s ({:.2} s, {commits} commits, {cpu_us_per_append:.0} us CPU each) \
+        "fts={fts:<5} writers={concurrency:<3} {:>8.0} appends/s ({:.2} s, {commits} commits, {cpu_us_per_append:.0} us CPU, {written_per_append} B written each) \
          {:>6.2} MB per 10k msgs; text query {query_us} us ({} of {:?} hits); purge all {purge_ms} ms",
         messages as f64 / elapsed.as_secs_f64(),
         elapsed.as_secs_f64(),

@@ -79,48 +79,62 @@ fn bare_of(attr: Option<&str>) -> Option<String> {
     attr.and_then(|j| Jid::new(j).ok()).map(|j| j.to_bare().to_string())
 }
 
-/// Archives a message `owner` receives and stamps the XEP-0359 `<stanza-id/>` the recipient will see.
-pub async fn archive_incoming(ctx: &Context, owner: &str, el: &mut Element) -> Result<(), StanzaError> {
+/// An archive entry prepared (id assigned) but not yet written.
+pub struct ArchiveWrite {
+    owner: String,
+    entry: ArchiveEntry,
+}
+
+/// Prepares the recipient's archive entry for a message `owner` receives and stamps the XEP-0359 `<stanza-id/>`
+/// the recipient will see. `None` when the message is not to be archived.
+pub async fn prepare_incoming(
+    ctx: &Context,
+    owner: &str,
+    el: &mut Element,
+) -> Result<Option<ArchiveWrite>, StanzaError> {
     let owner_bare = format!("{owner}@{}", ctx.domain());
     // Nobody else may claim an id in our name (XEP-0359 §3.3).
     el.remove_children(|c| c.is("stanza-id", SID) && c.attr("by") == Some(owner_bare.as_str()));
     if !ctx.config.archive.enabled || !archivable(el) {
-        return Ok(());
+        return Ok(None);
     }
-    let Some(with) = bare_of(el.attr("from")) else { return Ok(()) };
+    let Some(with) = bare_of(el.attr("from")) else { return Ok(None) };
     if !wanted(ctx, owner, &with).await? {
-        return Ok(());
+        return Ok(None);
     }
-    let id = append(ctx, owner, &with, false, el).await?;
-    el.push(Element::new("stanza-id", SID).with_attr("id", id).with_attr("by", owner_bare));
-    Ok(())
+    let entry = entry(&with, false, el);
+    el.push(Element::new("stanza-id", SID).with_attr("id", entry.stanza_id.as_str()).with_attr("by", owner_bare));
+    Ok(Some(ArchiveWrite { owner: owner.to_owned(), entry }))
 }
 
-/// Archives a message `owner` sent (after it was routed).
-pub async fn archive_outgoing(ctx: &Context, owner: &str, el: &Element) -> Result<(), StanzaError> {
+/// Prepares the sender's archive entry for a message `owner` sends.
+pub async fn prepare_outgoing(ctx: &Context, owner: &str, el: &Element) -> Result<Option<ArchiveWrite>, StanzaError> {
     if !ctx.config.archive.enabled || !archivable(el) {
-        return Ok(());
+        return Ok(None);
     }
-    let Some(with) = bare_of(el.attr("to")) else { return Ok(()) };
+    let Some(with) = bare_of(el.attr("to")) else { return Ok(None) };
     if !wanted(ctx, owner, &with).await? {
-        return Ok(());
+        return Ok(None);
     }
-    append(ctx, owner, &with, true, el).await.map(|_| ())
+    Ok(Some(ArchiveWrite { owner: owner.to_owned(), entry: entry(&with, true, el) }))
 }
 
-async fn append(ctx: &Context, owner: &str, with: &str, outgoing: bool, el: &Element) -> Result<String, StanzaError> {
-    let stanza_id = random_token(20);
-    let entry = ArchiveEntry {
-        stanza_id: stanza_id.clone(),
+fn entry(with: &str, outgoing: bool, el: &Element) -> ArchiveEntry {
+    ArchiveEntry {
+        stanza_id: random_token(20),
         with: with.to_owned(),
         outgoing,
         timestamp_ms: now_ms(),
         origin_id: el.child("origin-id", SID).and_then(|o| o.attr("id")).map(str::to_owned),
         body: el.child("body", ns::CLIENT).map(Element::text),
         stanza: el.to_xml(),
-    };
-    ctx.store.archive_append(owner, &entry).await.map_err(store_failure)?;
-    Ok(stanza_id)
+    }
+}
+
+/// Commits a prepared entry.
+pub async fn write(ctx: &Context, write: Option<ArchiveWrite>) -> Result<(), StanzaError> {
+    let Some(w) = write else { return Ok(()) };
+    ctx.store.archive_append(&w.owner, &w.entry).await.map_err(store_failure)
 }
 
 pub async fn handle(s: &mut Session, iq: &Element) {

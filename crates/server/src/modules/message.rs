@@ -1,7 +1,8 @@
 //! RFC 6121 §8.5 message routing and XEP-0160 offline storage (with XEP-0203 delay stamps).
 //!
-//! A message for an account with no available resource is committed to the store before the sender's session
-//! reads its next stanza: the session awaits the write, and the store's group commit makes that cheap.
+//! A message is handed to the recipient's sessions at once; its archive copies and, for an account with no
+//! available resource, its offline copy are committed in one group-commit batch before the sender's session reads
+//! its next stanza, so an acknowledgement always covers durable data.
 
 use drupe_proto::delay::delay;
 use drupe_proto::error::{Condition, StanzaError};
@@ -21,44 +22,53 @@ pub async fn from_client(s: &mut Session, el: Element, to: Option<&Jid>) {
     if let Err(reply) = blocking::check_outbound(s, &el, to, &addressee).await {
         return s.send(&reply);
     }
-    let result = match addressee {
+    let Some(user) = s.user.clone() else { return };
+    let recipient = match &addressee {
         // A message to one's own bare JID is routed like any other (RFC 6121 §8.5.2, to the account's resources).
-        Target::OwnAccount => match s.user.clone() {
-            Some(user) => deliver_to_account(&s.ctx, &user, None, el.clone(), true).await,
-            None => Ok(()),
-        },
-        Target::Bare(ref user) => deliver_to_account(&s.ctx, user, None, el.clone(), true).await,
-        Target::Full(ref user, ref res) => deliver_to_account(&s.ctx, user, Some(res), el.clone(), true).await,
+        Target::OwnAccount => Some((user.as_str(), None)),
+        Target::Bare(u) => Some((u.as_str(), None)),
+        Target::Full(u, r) => Some((u.as_str(), Some(r.as_str()))),
+        Target::Server | Target::Remote => None,
+    };
+    let result = match recipient {
+        Some((to_user, resource)) => {
+            // The sender's archive copy is committed in the same batch as the recipient's (one fsync).
+            let outgoing = if to_user == user {
+                None
+            } else {
+                match mam::prepare_outgoing(&s.ctx, &user, &el).await {
+                    Ok(w) => w,
+                    Err(e) => return s.send_error(&el, e),
+                }
+            };
+            deliver_to_account(&s.ctx, to_user, resource, el.clone(), Fresh::Yes(outgoing)).await
+        }
         // Messages to the server itself (RFC 6120 §10.3.1 with a domain `to`): nothing handles them.
-        Target::Server => Err(StanzaError::new(Condition::ServiceUnavailable)),
-        Target::Remote => Err(StanzaError::new(Condition::RemoteServerNotFound)),
+        None if addressee == Target::Server => Err(StanzaError::new(Condition::ServiceUnavailable)),
+        None => Err(StanzaError::new(Condition::RemoteServerNotFound)),
     };
     match result {
-        Ok(()) => {
-            if let Some(user) = s.user.clone() {
-                let to_self = matches!(&addressee, Target::OwnAccount)
-                    || matches!(&addressee, Target::Bare(u) | Target::Full(u, _) if *u == user);
-                if !to_self {
-                    if let Err(e) = mam::archive_outgoing(&s.ctx, &user, &el).await {
-                        tracing::warn!(condition = e.condition.as_str(), "sent message not archived");
-                    }
-                }
-                carbons::sent(&s.ctx, &user, &el, s.id);
-            }
-        }
+        Ok(()) => carbons::sent(&s.ctx, &user, &el, s.id),
         Err(e) => s.send_error(&el, e),
     }
 }
 
-/// Delivers a message to a local account per RFC 6121 §8.5.2-8.5.3, archiving it (when `fresh`: not a message
-/// routed again after a session ended) and storing it offline when needed. An error is the stanza error to bounce
-/// to the sender.
+/// Whether a message is new (archive it, with the sender's copy if any) or routed again after its session ended.
+pub enum Fresh {
+    Yes(Option<mam::ArchiveWrite>),
+    Rerouted,
+}
+
+/// Delivers a message to a local account per RFC 6121 §8.5.2-8.5.3, archiving it and storing it offline when
+/// needed. The recipient gets it at once; this returns after the archive and offline writes are committed (in one
+/// group-commit batch), so the sender's session acknowledges only durable messages. An error is the stanza error to
+/// bounce to the sender.
 pub async fn deliver_to_account(
     ctx: &Context,
     user: &str,
     resource: Option<&str>,
     mut el: Element,
-    fresh: bool,
+    fresh: Fresh,
 ) -> Result<(), StanzaError> {
     let kind = el.attr("type").unwrap_or("normal").to_owned();
     let handle = resource.and_then(|res| ctx.router.handle(user, res));
@@ -81,41 +91,47 @@ pub async fn deliver_to_account(
             _ => Err(StanzaError::new(Condition::ServiceUnavailable)),
         };
     }
-    if fresh {
-        mam::archive_incoming(ctx, user, &mut el).await?;
+    match (kind.as_str(), &handle, available.is_empty()) {
+        ("groupchat", _, _) => return Err(StanzaError::new(Condition::ServiceUnavailable)),
+        ("error" | "headline", None, true) => return Ok(()),
+        _ => {}
     }
-    if let Some(handle) = handle {
-        return match handle.send(Outbound::Stanza(el.clone())) {
-            Ok(()) => {
-                carbons::received(ctx, user, &el, &[handle.id]);
-                Ok(())
-            }
-            Err(Undeliverable::QueueFull) => Err(StanzaError::new(Condition::ResourceConstraint)),
-            Err(Undeliverable::NoSession) => Err(StanzaError::new(Condition::ServiceUnavailable)),
-        };
-    }
-    match kind.as_str() {
-        "error" if available.is_empty() => Ok(()),
-        "groupchat" => Err(StanzaError::new(Condition::ServiceUnavailable)),
-        "headline" if available.is_empty() => Ok(()),
-        _ if available.is_empty() => store_offline(ctx, user, el).await,
-        _ => {
-            let mut delivered = Vec::with_capacity(available.len());
-            for (_, handle) in &available {
-                if handle.send(Outbound::Stanza(el.clone())).is_ok() {
-                    delivered.push(handle.id);
+    let (incoming, outgoing) = match fresh {
+        Fresh::Yes(outgoing) => (mam::prepare_incoming(ctx, user, &mut el).await?, outgoing),
+        Fresh::Rerouted => (None, None),
+    };
+    let archived = async {
+        let (a, b) = tokio::join!(mam::write(ctx, incoming), mam::write(ctx, outgoing));
+        if let Err(e) = a.and(b) {
+            // Delivered or stored all the same; only the history copy is missing.
+            tracing::warn!(condition = e.condition.as_str(), "message not archived");
+        }
+    };
+    let mut delivered = Vec::new();
+    match &handle {
+        Some(h) => match h.send(Outbound::Stanza(el.clone())) {
+            Ok(()) => delivered.push(h.id),
+            Err(Undeliverable::QueueFull) => return Err(StanzaError::new(Condition::ResourceConstraint)),
+            Err(Undeliverable::NoSession) => return Err(StanzaError::new(Condition::ServiceUnavailable)),
+        },
+        None => {
+            for (_, h) in &available {
+                if h.send(Outbound::Stanza(el.clone())).is_ok() {
+                    delivered.push(h.id);
                 }
-            }
-            match (!delivered.is_empty(), kind.as_str()) {
-                (true, _) => {
-                    carbons::received(ctx, user, &el, &delivered);
-                    Ok(())
-                }
-                (false, "chat" | "normal") => store_offline(ctx, user, el).await,
-                (false, _) => Err(StanzaError::new(Condition::ResourceConstraint)),
             }
         }
     }
+    if !delivered.is_empty() {
+        carbons::received(ctx, user, &el, &delivered);
+        archived.await;
+        return Ok(());
+    }
+    if !available.is_empty() && !matches!(kind.as_str(), "chat" | "normal") {
+        return Err(StanzaError::new(Condition::ResourceConstraint));
+    }
+    let (_, stored) = tokio::join!(archived, store_offline(ctx, user, el));
+    stored
 }
 
 async fn exists(ctx: &Context, user: &str) -> Result<bool, StanzaError> {

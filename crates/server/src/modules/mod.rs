@@ -82,7 +82,7 @@ pub async fn session_ended(s: &mut Session, pending: Option<mpsc::Receiver<Outbo
         }
     }
     for el in messages.into_iter().filter(|el| el.name() == "message") {
-        if let Err(e) = message::deliver_to_account(&s.ctx, &user, None, el, false).await {
+        if let Err(e) = message::deliver_to_account(&s.ctx, &user, None, el, message::Fresh::Rerouted).await {
             tracing::debug!(condition = e.condition.as_str(), "undelivered message could not be rerouted");
         }
     }

@@ -19,6 +19,9 @@ pub struct Client {
     /// Stanzas received but not yet matched by an `expect`.
     inbox: VecDeque<Element>,
     next_id: u32,
+    /// Stanzas (message, presence, iq) read from this stream so far: the XEP-0198 `h` of a client that handled
+    /// everything it read.
+    pub received: u32,
 }
 
 impl Client {
@@ -28,7 +31,7 @@ impl Client {
         let features = conn.open().await;
         assert!(features.child("bind", ns::BIND).is_some(), "no bind offered: {}", features.to_xml());
         let jid = conn.bind(resource).await.unwrap_or_else(|e| panic!("bind refused: {}", e.to_xml()));
-        let mut client = Client { conn, user: user.to_owned(), jid, inbox: VecDeque::new(), next_id: 0 };
+        let mut client = Client { conn, user: user.to_owned(), jid, inbox: VecDeque::new(), next_id: 0, received: 0 };
         if presence {
             client.send("<presence/>").await;
         }
@@ -80,7 +83,9 @@ impl Client {
         }
         let deadline = Instant::now() + wait;
         loop {
-            match self.conn.next_event_until(deadline).await {
+            let event = self.conn.next_event_until(deadline).await;
+            self.count(&event);
+            match event {
                 Ok(StreamEvent::Stanza(el)) if pred(&el) => return el,
                 Ok(StreamEvent::Stanza(el)) => self.inbox.push_back(el),
                 Ok(StreamEvent::Whitespace) => {}
@@ -125,7 +130,9 @@ impl Client {
         }
         let deadline = Instant::now() + QUIET;
         loop {
-            match self.conn.next_event_until(deadline).await {
+            let event = self.conn.next_event_until(deadline).await;
+            self.count(&event);
+            match event {
                 Ok(StreamEvent::Stanza(el)) if pred(&el) => panic!("{}: unexpected {what}: {}", self.jid, el.to_xml()),
                 Ok(StreamEvent::Stanza(el)) => self.inbox.push_back(el),
                 Ok(StreamEvent::Whitespace) => {}
@@ -140,7 +147,9 @@ impl Client {
         if let Some(el) = self.inbox.front() {
             panic!("{}: unexpected stanza: {}", self.jid, el.to_xml());
         }
-        match self.conn.next_event_until(Instant::now() + wait).await {
+        let event = self.conn.next_event_until(Instant::now() + wait).await;
+        self.count(&event);
+        match event {
             Err(Ended::Timeout) => {}
             Ok(StreamEvent::Whitespace) => {}
             other => panic!("{}: expected nothing, got {other:?}", self.jid),
@@ -187,4 +196,48 @@ impl Client {
         }
         self.inbox.iter().map(|el| el.to_xml()).collect::<Vec<_>>().join("\n")
     }
+
+    /// A client for a stream that is already bound (by XEP-0198 resumption or XEP-0386 Bind2); nothing is sent.
+    pub fn bound(conn: Conn, user: &str, jid: &str) -> Client {
+        Client { conn, user: user.to_owned(), jid: jid.to_owned(), inbox: VecDeque::new(), next_id: 0, received: 0 }
+    }
+
+    fn count(&mut self, event: &Result<StreamEvent, Ended>) {
+        if let Ok(StreamEvent::Stanza(el)) = event {
+            if el.ns() == ns::CLIENT && matches!(el.name(), "message" | "presence" | "iq") {
+                self.received = self.received.wrapping_add(1);
+            }
+        }
+    }
+
+    /// XEP-0198: sends `<enable/>` (asking for resumption if `resume`) and returns `<enabled/>` or `<failed/>`.
+    pub async fn enable_sm(&mut self, resume: bool) -> Element {
+        let attr = if resume { " resume='true'" } else { "" };
+        self.send(format!("<enable xmlns='{SM}'{attr}/>")).await;
+        self.expect(|el| el.ns() == SM && matches!(el.name(), "enabled" | "failed")).await
+    }
+
+    /// XEP-0198: acknowledges everything read so far.
+    pub async fn ack_all(&mut self) {
+        let h = self.received;
+        self.send(format!("<a xmlns='{SM}' h='{h}'/>")).await;
+    }
+
+    /// Every stanza received and not matched, plus whatever arrives until `wait` passes with nothing new.
+    pub async fn collect(&mut self, wait: Duration) -> Vec<Element> {
+        let mut all: Vec<Element> = self.inbox.drain(..).collect();
+        loop {
+            let event = self.conn.next_event_until(Instant::now() + wait).await;
+            self.count(&event);
+            match event {
+                Ok(StreamEvent::Stanza(el)) => all.push(el),
+                Ok(StreamEvent::Whitespace) => {}
+                Err(Ended::Timeout) => return all,
+                other => panic!("{}: stream ended while collecting ({other:?})", self.jid),
+            }
+        }
+    }
 }
+
+/// The XEP-0198 namespace.
+pub const SM: &str = "urn:xmpp:sm:3";

@@ -333,6 +333,48 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// XEP-0388: `<authenticate/>` with PLAIN as the initial response and `inline` (user agent, Bind2, resume)
+    /// inside; returns the `<success/>` or `<failure/>`. No stream restart follows a SASL2 success.
+    pub async fn sasl2_plain(&mut self, user: &str, password: &str, inline: &str) -> Element {
+        let message = B64.encode(format!("\0{user}\0{password}"));
+        self.send_raw(format!(
+            "<authenticate xmlns='{SASL2}' mechanism='PLAIN'><initial-response>{message}</initial-response>\
+             {inline}</authenticate>"
+        ))
+        .await;
+        self.next_element().await
+    }
+
+    /// XEP-0388 with SCRAM-SHA-256; returns the `<success/>` (whose server signature is verified) or `<failure/>`.
+    pub async fn sasl2_scram(&mut self, user: &str, password: &str, inline: &str) -> Element {
+        let client = scram::Client::new(user, password);
+        let first = B64.encode(client.first_message());
+        self.send_raw(format!(
+            "<authenticate xmlns='{SASL2}' mechanism='SCRAM-SHA-256'><initial-response>{first}</initial-response>\
+             {inline}</authenticate>"
+        ))
+        .await;
+        let challenge = self.next_element().await;
+        if !challenge.is("challenge", SASL2) {
+            return challenge;
+        }
+        let server_first = String::from_utf8(B64.decode(challenge.text().trim()).expect("base64")).expect("UTF-8");
+        let (final_message, expected_signature) = client.final_message(&server_first);
+        self.send_raw(format!("<response xmlns='{SASL2}'>{}</response>", B64.encode(final_message))).await;
+        let outcome = self.next_element().await;
+        if outcome.is("success", SASL2) {
+            let data = outcome.child("additional-data", SASL2).map(Element::text).unwrap_or_default();
+            let server_final = String::from_utf8(B64.decode(data.trim()).expect("base64")).expect("UTF-8");
+            assert_eq!(server_final, expected_signature, "server signature in {}", outcome.to_xml());
+        }
+        outcome
+    }
+}
+
+/// The XEP-0388 namespace.
+pub const SASL2: &str = "urn:xmpp:sasl:2";
+
 /// A client stream header addressed to `to`.
 pub fn header(to: &str) -> String {
     format!(

@@ -19,7 +19,9 @@ use drupe_server::Server;
 #[allow(unused_imports)] // not every test binary needs all of them
 pub use client::Client;
 #[allow(unused_imports)]
-pub use conn::{header, Conn};
+pub use client::SM;
+#[allow(unused_imports)]
+pub use conn::{header, Conn, SASL2};
 #[allow(unused_imports)]
 pub use drupe_proto::ns;
 pub use drupe_proto::xml::Element;
@@ -160,6 +162,50 @@ impl TestServer {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
+    }
+}
+
+impl TestServer {
+    /// The data directory (kept across [`TestServer::restart`]).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Makes `a` and `b` mutual contacts (subscription both) directly in the store, creating both accounts.
+    pub async fn befriend(&self, a: &str, b: &str) {
+        self.create_account(a).await;
+        self.create_account(b).await;
+        for (owner, contact) in [(a, b), (b, a)] {
+            let item = drupe_store::RosterItem {
+                jid: bare(contact),
+                name: None,
+                subscription: drupe_store::Subscription::Both,
+                ask_out: false,
+                pending_in: false,
+                approved: false,
+                groups: Vec::new(),
+            };
+            self.server().store().roster_put(owner, &item).await.expect("roster item stored");
+        }
+    }
+
+    /// A connection authenticated as `name` with PLAIN over STARTTLS, the post-authentication stream opened and its
+    /// features read; nothing bound yet (for XEP-0198 resumption).
+    pub async fn authenticated(&self, name: &str) -> Conn {
+        self.create_account(name).await;
+        let mut conn = self.connect().await;
+        conn.start_tls().await;
+        let outcome = conn.auth_plain("", name, PASSWORD).await;
+        assert!(outcome.is("success", ns::SASL), "{name}: PLAIN refused: {}", outcome.to_xml());
+        conn.open().await;
+        conn
+    }
+
+    /// A TLS connection whose stream is open, with the features offered (SASL and SASL2) returned.
+    pub async fn unauthenticated(&self) -> (Conn, Element) {
+        let mut conn = self.connect().await;
+        let features = conn.start_tls().await;
+        (conn, features)
     }
 }
 

@@ -1,0 +1,234 @@
+//! XEP-0198 Stream Management: acknowledgements both ways, resumption with exactly-once redelivery, its refusals,
+//! and what happens to unacknowledged messages when nobody resumes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{bare, error_condition, has_body, ns, Client, Conn, Element, TestServer, DOMAIN, QUIET, SM};
+
+/// The bodies of the messages among `stanzas`, in order.
+fn bodies(stanzas: &[Element]) -> Vec<String> {
+    stanzas
+        .iter()
+        .filter(|el| el.is("message", ns::CLIENT))
+        .filter_map(|el| el.child("body", ns::CLIENT).map(Element::text))
+        .collect()
+}
+
+fn is_message(el: &Element) -> bool {
+    el.is("message", ns::CLIENT)
+}
+
+/// Logs `name` in on `resource` with stream management and resumption enabled; returns the client and the
+/// resumption id.
+async fn login_resumable(server: &TestServer, name: &str, resource: &str) -> (Client, String) {
+    let mut client = server.login_with(name, Some(resource), true).await;
+    let enabled = client.enable_sm(true).await;
+    assert!(enabled.is("enabled", SM), "enable refused: {}", enabled.to_xml());
+    let id = enabled.attr("id").unwrap_or_else(|| panic!("no resumption id: {}", enabled.to_xml())).to_owned();
+    // `h` counts from the enable on.
+    client.received = 0;
+    (client, id)
+}
+
+/// A new authenticated connection for `name` that asks to resume `previd` having handled `h` stanzas; returns the
+/// connection and the server's `<resumed/>` or `<failed/>`.
+async fn resume(server: &TestServer, name: &str, previd: &str, h: u32) -> (Conn, Element) {
+    let mut conn = server.authenticated(name).await;
+    conn.send_raw(format!("<resume xmlns='{SM}' previd='{previd}' h='{h}'/>")).await;
+    let answer = conn.next_element().await;
+    (conn, answer)
+}
+
+fn assert_failed(answer: &Element, condition: &str) {
+    assert!(answer.is("failed", SM), "expected <failed/>, got {}", answer.to_xml());
+    assert!(answer.child(condition, ns::STANZA_ERRORS).is_some(), "expected {condition}: {}", answer.to_xml());
+}
+
+#[tokio::test]
+async fn enable_with_and_without_resumption() {
+    let server = TestServer::start().await;
+    let mut plain = server.login_with("alice", Some("plain"), true).await;
+    let enabled = plain.enable_sm(false).await;
+    assert!(enabled.is("enabled", SM), "{}", enabled.to_xml());
+    assert_eq!(enabled.attr("id"), None, "no resumption was asked for: {}", enabled.to_xml());
+    // Enabling twice is an error (XEP-0198 §3).
+    assert_failed(&plain.enable_sm(false).await, "unexpected-request");
+
+    let mut resumable = server.login_with("alice", Some("resumable"), true).await;
+    let enabled = resumable.enable_sm(true).await;
+    assert!(enabled.is("enabled", SM), "{}", enabled.to_xml());
+    assert_eq!(enabled.attr("resume"), Some("true"), "{}", enabled.to_xml());
+    assert!(enabled.attr("id").is_some_and(|id| !id.is_empty()), "{}", enabled.to_xml());
+}
+
+#[tokio::test]
+async fn a_request_is_answered_with_the_count_of_handled_stanzas() {
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    server.login("bob").await;
+    alice.enable_sm(false).await;
+    alice.say(&bare("bob"), "one").await;
+    alice.say(&bare("bob"), "two").await;
+    alice.sync().await; // a third stanza, and all three handled
+    alice.send(format!("<r xmlns='{SM}'/>")).await;
+    let a = alice.expect(|el| el.is("a", SM)).await;
+    assert_eq!(a.attr("h"), Some("3"), "{}", a.to_xml());
+    alice.send("<presence><show>away</show></presence>").await;
+    alice.send(format!("<r xmlns='{SM}'/>")).await;
+    let a = alice.expect(|el| el.is("a", SM)).await;
+    assert_eq!(a.attr("h"), Some("4"), "{}", a.to_xml());
+}
+
+#[tokio::test]
+async fn the_server_requests_an_ack_after_request_ack_every_stanzas() {
+    let server = TestServer::start_with(|c| c.sm.request_ack_every = 3).await;
+    let mut alice = server.login("alice").await;
+    let mut bob = server.login("bob").await;
+    alice.enable_sm(false).await;
+    for round in 0..2 {
+        for i in 1..=3 {
+            bob.say(&alice.jid, &format!("r{round}-{i}")).await;
+        }
+        // In order on the wire: three messages, then the request (not before the third).
+        let mut messages = 0;
+        loop {
+            let el = alice.conn.next_element().await;
+            if el.is("r", SM) {
+                break;
+            }
+            assert!(is_message(&el), "unexpected {}", el.to_xml());
+            messages += 1;
+        }
+        assert_eq!(messages, 3, "<r/> after {messages} of 3 unacknowledged stanzas");
+        alice.send(format!("<a xmlns='{SM}' h='{}'/>", 3 * (round + 1))).await;
+    }
+}
+
+#[tokio::test]
+async fn acknowledging_more_than_was_sent_is_a_stream_error() {
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    let mut bob = server.login("bob").await;
+    alice.enable_sm(false).await;
+    bob.say(&alice.jid, "only one").await;
+    alice.expect(|el| has_body(el, "only one")).await;
+    alice.send(format!("<a xmlns='{SM}' h='5'/>")).await;
+    alice.expect_stream_error("undefined-condition").await;
+}
+
+#[tokio::test]
+async fn resumption_delivers_unacknowledged_and_gap_messages_exactly_once() {
+    let server = TestServer::start().await;
+    let (mut alice, previd) = login_resumable(&server, "alice", "phone").await;
+    let mut bob = server.login("bob").await;
+    let jid = alice.jid.clone();
+    alice.say(&bob.jid, "from alice before the drop").await;
+    bob.expect(|el| has_body(el, "from alice before the drop")).await;
+
+    let before = alice.received;
+    for body in ["m1", "m2", "m3"] {
+        bob.say(&jid, body).await;
+    }
+    for body in ["m1", "m2", "m3"] {
+        alice.expect(|el| has_body(el, body)).await;
+    }
+    alice.drop_connection();
+    for body in ["g1", "g2", "g3"] {
+        bob.say(&jid, body).await;
+    }
+    bob.sync().await;
+
+    // The client handled m1 only: m2 and m3 come again, then what arrived during the gap.
+    let (conn, resumed) = resume(&server, "alice", &previd, before + 1).await;
+    assert!(resumed.is("resumed", SM), "resumption refused: {}", resumed.to_xml());
+    assert_eq!(resumed.attr("previd"), Some(previd.as_str()), "{}", resumed.to_xml());
+    assert_eq!(resumed.attr("h"), Some("1"), "alice sent one stanza after enabling: {}", resumed.to_xml());
+    let mut alice = Client::bound(conn, "alice", &jid);
+    let got = alice.collect(QUIET).await;
+    assert_eq!(bodies(&got), ["m2", "m3", "g1", "g2", "g3"], "each exactly once, in order");
+    bob.expect_no("error", |el| el.attr("type") == Some("error")).await;
+
+    // The resumed session is the same session: routing, counters and acknowledgements go on.
+    bob.say(&jid, "after").await;
+    alice.expect(|el| has_body(el, "after")).await;
+    // h goes on from the old stream's count: m1 acknowledged before, then five resent and one new.
+    alice.send(format!("<a xmlns='{SM}' h='{}'/>", before + 7)).await;
+    alice.send(format!("<r xmlns='{SM}'/>")).await;
+    let a = alice.expect(|el| el.is("a", SM)).await;
+    assert_eq!(a.attr("h"), Some("1"), "{}", a.to_xml());
+    assert_eq!(server.session_count(), 2, "alice and bob, one session each");
+}
+
+#[tokio::test]
+async fn resuming_an_unknown_id_fails_with_item_not_found() {
+    let server = TestServer::start().await;
+    let (_conn, answer) = resume(&server, "alice", "no-such-id", 0).await;
+    assert_failed(&answer, "item-not-found");
+}
+
+#[tokio::test]
+async fn another_user_cannot_resume_a_session() {
+    let server = TestServer::start().await;
+    let (mut alice, previd) = login_resumable(&server, "alice", "phone").await;
+    let (mut conn, answer) = resume(&server, "bob", &previd, 0).await;
+    assert_failed(&answer, "item-not-found");
+    // Bob's connection may still bind normally, and alice's session is untouched.
+    conn.bind(Some("desk")).await.expect("bob binds after the refused resumption");
+    alice.sync().await;
+}
+
+#[tokio::test]
+async fn unacknowledged_messages_go_offline_when_the_resumption_timeout_passes() {
+    let server = TestServer::start_with(|c| c.sm.resume_timeout_secs = 1).await;
+    let (mut alice, previd) = login_resumable(&server, "alice", "phone").await;
+    let mut bob = server.login("bob").await;
+    let before = alice.received;
+    bob.say(&alice.jid, "unacked").await;
+    alice.expect(|el| has_body(el, "unacked")).await;
+    alice.drop_connection();
+    bob.say(&bare("alice"), "during the gap").await;
+    bob.sync().await;
+
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (_conn, answer) = resume(&server, "alice", &previd, before).await;
+    assert_failed(&answer, "item-not-found");
+    bob.expect_no("error", |el| el.attr("type") == Some("error")).await;
+
+    let mut alice = server.login_with("alice", Some("laptop"), true).await;
+    let got = alice.collect(QUIET).await;
+    assert_eq!(bodies(&got), ["unacked", "during the gap"], "stored once each, in order");
+    for msg in got.iter().filter(|el| is_message(el)) {
+        let delay = msg.child("delay", ns::DELAY).unwrap_or_else(|| panic!("no <delay/>: {}", msg.to_xml()));
+        assert_eq!(delay.attr("from"), Some(DOMAIN), "{}", msg.to_xml());
+        assert_eq!(error_condition(msg), None);
+    }
+}
+
+#[tokio::test]
+async fn enabling_before_bind_fails_with_unexpected_request() {
+    let server = TestServer::start().await;
+    let mut conn = server.authenticated("alice").await;
+    conn.send_raw(format!("<enable xmlns='{SM}' resume='true'/>")).await;
+    assert_failed(&conn.next_element().await, "unexpected-request");
+    // The stream goes on: binding still works.
+    conn.bind(Some("later")).await.expect("bind after the refused enable");
+}
+
+#[tokio::test]
+async fn a_resumption_closes_the_still_open_old_connection() {
+    let server = TestServer::start().await;
+    let (mut old, previd) = login_resumable(&server, "alice", "phone").await;
+    let jid = old.jid.clone();
+    let mut bob = server.login("bob").await;
+
+    let (conn, resumed) = resume(&server, "alice", &previd, 0).await;
+    assert!(resumed.is("resumed", SM), "resumption refused: {}", resumed.to_xml());
+    assert!(old.conn.closed_within(common::WAIT).await, "the replaced connection stays open");
+
+    let mut alice = Client::bound(conn, "alice", &jid);
+    bob.say(&jid, "to the new connection").await;
+    alice.expect(|el| has_body(el, "to the new connection")).await;
+    assert_eq!(server.session_count(), 2);
+}
