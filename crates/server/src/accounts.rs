@@ -54,6 +54,15 @@ pub async fn set_password(store: &Store, config: &Config, name: &str, password: 
     }
 }
 
+/// Revokes every FAST token of the account (all its devices must log in with the password again).
+pub async fn revoke_tokens(store: &Store, config: &Config, name: &str) -> Result<u64, AccountError> {
+    let user = username(config, name)?;
+    if !store.account_exists(&user).await? {
+        return Err(AccountError::NotFound(user));
+    }
+    Ok(store.fast_tokens_revoke(&user, None).await?)
+}
+
 pub async fn remove(store: &Store, config: &Config, name: &str) -> Result<(), AccountError> {
     let user = username(config, name)?;
     if store.account_remove(&user).await? {

@@ -72,6 +72,7 @@ pub struct Auth {
     pub max_failure_delay_ms: u64,
     pub failure_window_secs: u64,
     pub max_attempts_per_connection: u32,
+    pub fast_token_days: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -159,6 +160,7 @@ impl Default for Auth {
             max_failure_delay_ms: 5000,
             failure_window_secs: 300,
             max_attempts_per_connection: 3,
+            fast_token_days: 30,
         }
     }
 }
@@ -217,6 +219,7 @@ pub const FIELD_DOCS: &[(&str, &str, &str)] = &[
     ("auth", "max_failure_delay_ms", "Upper bound of that delay."),
     ("auth", "failure_window_secs", "Failures from one address are remembered this long."),
     ("auth", "max_attempts_per_connection", "Failed authentications allowed on one connection before it is closed."),
+    ("auth", "fast_token_days", "Lifetime of XEP-0484 FAST login tokens; 0 disables FAST."),
     ("storage", "max_batch", "Most writes committed together in one transaction (group commit)."),
     ("storage", "readers", "SQLite read connections."),
     ("sm", "resume_timeout_secs", "Seconds a dropped session with XEP-0198 resumption waits for its client to resume."),

@@ -27,6 +27,8 @@ pub struct Context {
     pub tracker: TaskTracker,
     /// Per-process secret for the fake SCRAM salts of unknown accounts (no account enumeration).
     pub fake_salt_secret: [u8; 32],
+    /// Key the XEP-0484 FAST tokens are derived with (kept in `data_dir/fast.key`, not in the database).
+    pub fast_key: [u8; 32],
     pub blocklists: crate::modules::blocking::Blocklists,
     pub mam_prefs: crate::modules::mam::PrefsCache,
     next_id: AtomicU64,
@@ -35,7 +37,7 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(config: Config, store: Store, tls: Arc<rustls::ServerConfig>) -> Context {
+    pub fn new(config: Config, store: Store, tls: Arc<rustls::ServerConfig>, fast_key: [u8; 32]) -> Context {
         let throttle = AuthThrottle::new(&config.auth);
         Context {
             config,
@@ -46,6 +48,7 @@ impl Context {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             fake_salt_secret: rand::random(),
+            fast_key,
             blocklists: Default::default(),
             mam_prefs: Default::default(),
             next_id: AtomicU64::new(1),

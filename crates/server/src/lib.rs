@@ -71,8 +71,11 @@ impl Server {
         };
         let c2s = plain.local_addr().map_err(|source| StartError::Bind { addr: config.c2s.listen.clone(), source })?;
         let c2s_tls = direct.as_ref().and_then(|l| l.local_addr().ok());
+        let key_path = config.data_dir.join("fast.key");
+        let fast_key = c2s::fast::load_or_create_key(&key_path)
+            .map_err(|source| StartError::DataDir { path: key_path, source })?;
         let permits = Arc::new(Semaphore::new(config.c2s.max_connections));
-        let ctx = Arc::new(Context::new(config, store, tls));
+        let ctx = Arc::new(Context::new(config, store, tls, fast_key));
         ctx.tracker.spawn(listener::serve(plain, direct, ctx.clone(), permits));
         ctx.tracker.spawn(modules::mam::retention(ctx.clone()));
         tracing::info!(%c2s, c2s_tls = ?c2s_tls, domain = %ctx.domain(), "listening");

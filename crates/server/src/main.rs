@@ -41,6 +41,8 @@ enum UserCommand {
     Passwd { username: String },
     /// List accounts.
     List,
+    /// Revoke the account's XEP-0484 FAST login tokens on every device.
+    RevokeTokens { username: String },
 }
 
 #[derive(Subcommand)]
@@ -174,6 +176,11 @@ async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
             let password = read_password()?;
             accounts::set_password(&store, &config, &username, password).await?;
             println!("password changed for {username}@{}", config.domain);
+            Ok(())
+        }
+        UserCommand::RevokeTokens { username } => {
+            let n = accounts::revoke_tokens(&store, &config, &username).await?;
+            println!("revoked {n} FAST token(s) of {username}@{}", config.domain);
             Ok(())
         }
         UserCommand::List => {

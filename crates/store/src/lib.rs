@@ -94,6 +94,16 @@ pub struct OfflineMessage {
     pub stored_at_unix_ms: i64,
 }
 
+/// A XEP-0484 FAST token as stored: the nonce the token is derived from (with a key kept outside the database),
+/// never the token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FastToken {
+    pub user_agent: String,
+    pub mechanism: String,
+    pub nonce: Vec<u8>,
+    pub expires_ms: i64,
+}
+
 /// The store: one variant per backend. Cheap to clone (an `Arc` inside), `Send + Sync`.
 #[derive(Clone, Debug)]
 pub enum Store {
@@ -336,6 +346,27 @@ impl Store {
     pub async fn blocklist(&self, owner: &str) -> Result<Vec<String>, StoreError> {
         match self {
             Store::Sqlite(s) => s.blocklist(owner).await,
+        }
+    }
+
+    /// Stores the owner's FAST token for a user agent (XEP-0484), replacing the previous one (rotation).
+    pub async fn fast_token_put(&self, owner: &str, token: &FastToken) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.fast_token_put(owner, token).await,
+        }
+    }
+
+    /// The owner's FAST token for a user agent, expired or not.
+    pub async fn fast_token(&self, owner: &str, user_agent: &str) -> Result<Option<FastToken>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.fast_token(owner, user_agent).await,
+        }
+    }
+
+    /// Revokes one user agent's FAST token, or all of the owner's with `None`; returns how many were removed.
+    pub async fn fast_tokens_revoke(&self, owner: &str, user_agent: Option<&str>) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.fast_tokens_revoke(owner, user_agent).await,
         }
     }
 

@@ -2,6 +2,7 @@
 //! negotiates (STARTTLS, SASL, bind) and then hands stanzas to the modules.
 
 mod csi;
+pub mod fast;
 mod negotiation;
 mod sasl;
 mod session;

@@ -70,7 +70,7 @@ impl Session {
                 mechs.push(Element::new("mechanism", ns::SASL).with_text(m.name()));
             }
             f.push(mechs);
-            f.push(super::sasl::sasl2_feature(tls));
+            f.push(super::sasl::sasl2_feature(tls, tls && self.ctx.config.auth.fast_token_days > 0));
         }
         f
     }

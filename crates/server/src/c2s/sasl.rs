@@ -7,7 +7,7 @@
 use base64::Engine;
 use drupe_proto::error::{StreamCondition, StreamError};
 use drupe_proto::ns;
-use drupe_proto::sasl::{Mechanism, SaslError, SaslServer, Step};
+use drupe_proto::sasl::{ht, Mechanism, SaslError, SaslServer, Step};
 use drupe_proto::xml::Element;
 
 use super::negotiation::{internal, normalize_username};
@@ -32,6 +32,12 @@ pub struct Inline {
     user_agent_id: Option<String>,
     bind: Option<Element>,
     resume: Option<Element>,
+    /// XEP-0484: a token was requested (`<request-token/>`).
+    request_token: bool,
+    /// XEP-0484: `<fast invalidate='true'/>`.
+    invalidate_token: bool,
+    /// XEP-0484: the current token is past half its life; issue a new one.
+    rotate_token: bool,
 }
 
 /// An exchange in progress.
@@ -41,7 +47,7 @@ pub struct Exchange {
 }
 
 /// `<authentication/>` for the stream features: the SASL2 mechanisms and what may be done inline.
-pub fn sasl2_feature(tls: bool) -> Element {
+pub fn sasl2_feature(tls: bool, fast: bool) -> Element {
     let mut auth = Element::new("authentication", NS_SASL2);
     for m in Mechanism::offered(tls) {
         auth.push(Element::new("mechanism", NS_SASL2).with_text(m.name()));
@@ -50,11 +56,13 @@ pub fn sasl2_feature(tls: bool) -> Element {
     for var in [carbons::NS, super::sm::NS, super::csi::NS] {
         bind_inline.push(Element::new("feature", NS_BIND2).with_attr("var", var));
     }
-    auth.with_child(
-        Element::new("inline", NS_SASL2)
-            .with_child(Element::new("bind", NS_BIND2).with_child(bind_inline))
-            .with_child(Element::new("sm", super::sm::NS)),
-    )
+    let mut inline = Element::new("inline", NS_SASL2)
+        .with_child(Element::new("bind", NS_BIND2).with_child(bind_inline))
+        .with_child(Element::new("sm", super::sm::NS));
+    if fast {
+        inline.push(super::fast::feature());
+    }
+    auth.with_child(inline)
 }
 
 impl Profile {
@@ -79,6 +87,11 @@ impl Session {
                     user_agent_id: el.child("user-agent", NS_SASL2).and_then(|u| u.attr("id")).map(str::to_owned),
                     bind: el.child("bind", NS_BIND2).cloned(),
                     resume: el.child("resume", super::sm::NS).cloned(),
+                    request_token: el.child("request-token", super::fast::NS).is_some(),
+                    invalidate_token: el
+                        .child("fast", super::fast::NS)
+                        .is_some_and(|f| matches!(f.attr("invalidate"), Some("true" | "1"))),
+                    rotate_token: false,
                 }));
                 let initial = el.child("initial-response", NS_SASL2).map(Element::text);
                 self.sasl_start(profile, el.attr("mechanism"), initial).await
@@ -104,6 +117,11 @@ impl Session {
         let tls = self.transport.is_tls();
         if self.tls_required_and_missing() {
             return self.sasl_failure(profile, SaslError::EncryptionRequired, false).await;
+        }
+        if mechanism == Some(ht::MECHANISM) && tls && self.ctx.config.auth.fast_token_days > 0 {
+            if let Profile::Sasl2(inline) = profile {
+                return self.fast_authenticate(inline, initial).await;
+            }
         }
         let mechanism = mechanism.and_then(Mechanism::from_name).filter(|m| Mechanism::offered(tls).contains(m));
         let Some(mechanism) = mechanism else {
@@ -161,6 +179,25 @@ impl Session {
         }
     }
 
+    /// XEP-0484: one HMAC instead of a SASL exchange.
+    async fn fast_authenticate(
+        &mut self,
+        mut inline: Box<Inline>,
+        initial: Option<String>,
+    ) -> Result<Flow, StreamError> {
+        let data = initial.and_then(|t| B64.decode(t.trim()).ok()).unwrap_or_default();
+        match super::fast::verify(&self.ctx, &data, inline.user_agent_id.as_deref()).await.map_err(internal)? {
+            Some((user, answer, rotate)) => {
+                self.ctx.throttle.success(self.peer.ip());
+                tracing::info!(user = %user, "authenticated with a FAST token");
+                self.user = Some(user);
+                inline.rotate_token = rotate;
+                self.sasl_success(Profile::Sasl2(inline), Some(answer)).await
+            }
+            None => self.sasl_failure(Profile::Sasl2(inline), SaslError::NotAuthorized, true).await,
+        }
+    }
+
     async fn sasl_success(&mut self, profile: Profile, additional: Option<Vec<u8>>) -> Result<Flow, StreamError> {
         let Profile::Sasl2(inline_request) = profile else {
             let mut success = Element::new("success", ns::SASL);
@@ -171,7 +208,7 @@ impl Session {
             self.header_sent = false;
             return Ok(Flow::Restart);
         };
-        let Inline { user_agent_id, bind, resume } = *inline_request;
+        let Inline { user_agent_id, bind, resume, request_token, invalidate_token, rotate_token } = *inline_request;
         let mut success = Element::new("success", NS_SASL2);
         if let Some(data) = additional {
             success.push(Element::new("additional-data", NS_SASL2).with_text(B64.encode(data)));
@@ -203,6 +240,13 @@ impl Session {
             None => format!("{}@{}", self.user.as_deref().unwrap_or_default(), self.ctx.domain()),
         };
         success.push(Element::new("authorization-identifier", NS_SASL2).with_text(identity));
+        if let (Some(ua), Some(user)) = (user_agent_id.as_deref(), self.user.clone()) {
+            if invalidate_token {
+                self.ctx.store.fast_tokens_revoke(&user, Some(ua)).await.map_err(internal)?;
+            } else if (request_token || rotate_token) && self.ctx.config.auth.fast_token_days > 0 {
+                success.push(super::fast::issue(&self.ctx, &user, ua).await.map_err(internal)?);
+            }
+        }
         for el in inline {
             success.push(el);
         }

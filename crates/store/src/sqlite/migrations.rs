@@ -112,6 +112,18 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (owner, jid)
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 3: XEP-0484 FAST tokens. Only a random nonce is kept: the token itself is derived from it with a key that
+    // lives outside the database, so the database alone yields no usable token.
+    r#"
+    CREATE TABLE fast_tokens (
+        owner      TEXT NOT NULL REFERENCES accounts(username) ON DELETE CASCADE,
+        user_agent TEXT NOT NULL,
+        mechanism  TEXT NOT NULL,
+        nonce      BLOB NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        PRIMARY KEY (owner, user_agent)
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// Brings the database up to [`SCHEMA_VERSION`], one transaction per migration.

@@ -10,6 +10,7 @@ mod archive;
 mod archive_prefs;
 mod archive_query;
 mod blocking;
+mod fast;
 mod migrations;
 mod offline;
 mod roster;
