@@ -1,0 +1,178 @@
+//! Message traffic between online users: each user task sends chat messages on its own timer to random other
+//! online users and measures the latency of the messages it receives from the send time in their body.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use drupe_proto::xml::Element;
+use rand::Rng;
+use tokio::sync::watch;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::now_us;
+use crate::client::{Client, Outgoing};
+use crate::progress::Progress;
+use crate::stats::Samples;
+
+/// Prefix of every message body this tool sends: `drupe-bench <send time µs> <sender slot>`.
+const BODY_PREFIX: &str = "drupe-bench ";
+
+/// Bytes a user may have queued for a server that does not read them before it skips sending.
+const MAX_QUEUED: usize = 256 * 1024;
+
+/// Who can be messaged: the bound JID of every user slot and whether it is online.
+pub struct Directory {
+    jids: Vec<OnceLock<String>>,
+    online: Vec<AtomicBool>,
+}
+
+impl Directory {
+    pub fn new(users: usize) -> Arc<Directory> {
+        Arc::new(Directory {
+            jids: (0..users).map(|_| OnceLock::new()).collect(),
+            online: (0..users).map(|_| AtomicBool::new(false)).collect(),
+        })
+    }
+
+    pub fn set_online(&self, slot: usize, jid: &str) {
+        let _ = self.jids[slot].set(jid.to_owned());
+        self.online[slot].store(true, Relaxed);
+    }
+
+    pub fn set_offline(&self, slot: usize) {
+        self.online[slot].store(false, Relaxed);
+    }
+
+    /// A random online user other than `me`, if one is found in a few tries.
+    fn pick(&self, me: usize) -> Option<&str> {
+        let n = self.jids.len();
+        let mut rng = rand::thread_rng();
+        for _ in 0..16 {
+            let j = rng.gen_range(0..n);
+            if j != me && self.online[j].load(Relaxed) {
+                return self.jids[j].get().map(String::as_str);
+            }
+        }
+        None
+    }
+}
+
+/// When one user sends: first at `first`, then every `period`, the last no later than `until`.
+#[derive(Clone, Copy, Debug)]
+pub struct Schedule {
+    pub first: Instant,
+    pub period: Duration,
+    pub until: Instant,
+}
+
+/// What one user task saw.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub sent: u64,
+    pub delivered: u64,
+    /// Messages bounced with `type='error'`.
+    pub errors: u64,
+    pub latencies: Samples,
+    /// Why the session ended before it was told to stop.
+    pub lost_session: Option<String>,
+}
+
+/// Runs user `me` until `stop` turns true (or its sender is dropped), then closes the stream.
+pub async fn converse(
+    client: Client,
+    me: usize,
+    schedule: Schedule,
+    directory: Arc<Directory>,
+    progress: Arc<Progress>,
+    mut stop: watch::Receiver<bool>,
+) -> Outcome {
+    let mut out = Outcome::default();
+    let mut ticker = tokio::time::interval_at(schedule.first, schedule.period.max(Duration::from_micros(100)));
+    // Burst: a late tick is made up for, so that the aggregate rate holds when a worker falls behind briefly.
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let mut sending = schedule.first < schedule.until;
+    let Client { mut incoming, mut outgoing, jid } = client;
+    loop {
+        tokio::select! {
+            r = incoming.next_stanza() => match r {
+                Ok(el) => receive(&mut outgoing, &el, &mut out, &progress),
+                Err(e) => {
+                    out.lost_session = Some(e.to_string());
+                    break;
+                }
+            },
+            r = outgoing.write(), if outgoing.pending() => if let Err(e) = r {
+                out.lost_session = Some(e.to_string());
+                break;
+            },
+            _ = ticker.tick(), if sending => {
+                if Instant::now() >= schedule.until {
+                    sending = false;
+                    continue;
+                }
+                if outgoing.queued_bytes() > MAX_QUEUED {
+                    // The server has not taken what was queued: it pushes back, and this tick is not sent.
+                    continue;
+                }
+                let Some(to) = directory.pick(me) else { continue };
+                // Stamped when queued: time spent waiting for the server to take the bytes is latency too.
+                outgoing.queue_message(to, &format!("{BODY_PREFIX}{} {me}", now_us()));
+                out.sent += 1;
+                Progress::add(&progress.sent, 1);
+            }
+            r = stop.changed() => if r.is_err() || *stop.borrow() { break },
+        }
+    }
+    directory.set_offline(me);
+    if out.lost_session.is_none() {
+        Client { incoming, outgoing, jid }.close().await;
+    } else {
+        Progress::add(&progress.failures, 1);
+    }
+    Progress::sub(&progress.online, 1);
+    out
+}
+
+fn receive(outgoing: &mut Outgoing, el: &Element, out: &mut Outcome, progress: &Progress) {
+    if outgoing.answer_ping(el) || el.name() != "message" {
+        return;
+    }
+    if el.attr("type") == Some("error") {
+        out.errors += 1;
+        Progress::add(&progress.errors, 1);
+        return;
+    }
+    let Some(body) = el.children().find(|c| c.name() == "body").map(Element::text) else { return };
+    let Some(sent_us) = body.strip_prefix(BODY_PREFIX).and_then(|r| r.split(' ').next()?.parse::<u64>().ok()) else {
+        return;
+    };
+    out.delivered += 1;
+    out.latencies.record_us(now_us().saturating_sub(sent_us));
+    Progress::add(&progress.delivered, 1);
+}
+
+/// The sum of many users' outcomes.
+#[derive(Debug, Default)]
+pub struct Totals {
+    pub sent: u64,
+    pub delivered: u64,
+    pub errors: u64,
+    pub latencies: Samples,
+    pub lost_sessions: Vec<String>,
+}
+
+impl Totals {
+    pub fn add(&mut self, o: Outcome) {
+        self.sent += o.sent;
+        self.delivered += o.delivered;
+        self.errors += o.errors;
+        self.latencies.merge(o.latencies);
+        self.lost_sessions.extend(o.lost_session);
+    }
+
+    /// Messages sent and never delivered (bounces included).
+    pub fn undelivered(&self) -> u64 {
+        self.sent.saturating_sub(self.delivered)
+    }
+}
