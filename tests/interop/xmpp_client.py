@@ -271,3 +271,29 @@ def jid_matches(actual: str | None, expected: str) -> bool:
     if "/" in expected:
         return actual == expected
     return actual.split("/", 1)[0] == expected
+
+
+# ---- helpers for the mobile-feature suites (XEP-0198/0280/0313/0191/0352) -----------------
+
+
+async def wait_until(condition: Callable[[], object], what: str,
+                     timeout: float = STEP_TIMEOUT) -> None:
+    """Poll `condition` until it is truthy; fail after `timeout` seconds naming `what`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() >= deadline:
+            raise AssertionError(f"no {what} within {timeout}s")
+        await asyncio.sleep(0.05)
+
+
+def body_of(el: ET.Element) -> str | None:
+    return el.findtext(f"{{{NS_CLIENT}}}body")
+
+
+async def login_with_plugins(new_client, user: str, plugins: list[str], **kwargs) -> Client:
+    """new_client(user, **kwargs) with extra slixmpp plugins registered, then logged in."""
+    c = new_client(user, **kwargs)
+    for plugin in plugins:
+        c.xmpp.register_plugin(plugin)
+    return await c.login()

@@ -2,7 +2,7 @@
 //! presence. Delivery is `try_send` on the session's bounded queue: the router never awaits a session.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use drupe_proto::xml::Element;
 use tokio::sync::mpsc;
@@ -10,9 +10,10 @@ use tokio::sync::mpsc;
 /// What the router hands to a session task; only that task writes to its socket.
 #[derive(Debug)]
 pub enum Outbound {
-    Stanza(Element),
+    /// Shared, so that one stanza sent to several resources is one allocation.
+    Stanza(Arc<Element>),
     /// A roster push (RFC 6121 §2.1.6): written only if the session has requested the roster.
-    RosterPush(Element),
+    RosterPush(Arc<Element>),
     /// Another login bound the same resource: close with `<conflict/>` (RFC 6120 §7.7.2.2).
     Replaced,
     /// Messages were stored offline after this session became available: deliver them now.

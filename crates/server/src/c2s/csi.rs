@@ -2,6 +2,8 @@
 //! messages are held back (only the newest presence per sender is kept) and sent when the client becomes active,
 //! when something urgent is sent (keeping order), or when the buffer reaches `csi.max_buffered`.
 
+use std::sync::Arc;
+
 use drupe_proto::stanza::{self, Kind};
 use drupe_proto::xml::Element;
 
@@ -12,7 +14,7 @@ const CHATSTATES: &str = "http://jabber.org/protocol/chatstates";
 
 /// Stanzas held back while the client is inactive, oldest first.
 #[derive(Debug, Default)]
-pub struct Held(Vec<Element>);
+pub struct Held(Vec<Arc<Element>>);
 
 /// Whether a stanza must reach an inactive client at once.
 fn urgent(el: &Element) -> bool {
@@ -35,12 +37,12 @@ impl Session {
     }
 
     /// Sends `el` now, or holds it back if the client is inactive and it can wait.
-    pub(super) fn csi_send(&mut self, el: Element) {
+    pub(super) fn csi_send(&mut self, el: Arc<Element>) {
         let max = self.ctx.config.limits.csi_max_buffered;
-        let Some(held) = self.csi.as_mut() else { return self.send(&el) };
+        let Some(held) = self.csi.as_mut() else { return self.send_shared(el) };
         if urgent(&el) {
             self.csi_release();
-            return self.send(&el);
+            return self.send_shared(el);
         }
         if el.name() == "presence" {
             // A newer presence from the same sender supersedes the held one.
@@ -57,8 +59,8 @@ impl Session {
     fn csi_release(&mut self) {
         if let Some(held) = self.csi.as_mut() {
             let held = std::mem::take(&mut held.0);
-            for el in &held {
-                self.send(el);
+            for el in held {
+                self.send_shared(el);
             }
         }
     }

@@ -24,9 +24,9 @@ use crate::modules;
 use crate::router::Outbound;
 
 /// Bytes read from the socket at a time.
-const READ_CHUNK: usize = 4096;
+const READ_CHUNK: usize = 2048;
 /// A write buffer grown beyond this is released after it is flushed, so idle sessions stay small.
-const KEEP_WRITE_CAPACITY: usize = 8192;
+const KEEP_WRITE_CAPACITY: usize = 512;
 /// Queued stanzas written per wake-up before the socket is flushed.
 const WRITE_BATCH: usize = 64;
 
@@ -306,7 +306,17 @@ impl Session {
         el.write_to(&mut self.out, ns::CLIENT);
         if let Some(sm) = self.sm.as_mut() {
             if stanza::kind(el).is_some() {
-                sm.unacked.push_back(el.clone());
+                sm.unacked.push_back(Arc::new(el.clone()));
+            }
+        }
+    }
+
+    /// [`Session::send`] for a stanza shared with other recipients: stream management keeps the shared copy.
+    pub fn send_shared(&mut self, el: Arc<Element>) {
+        el.write_to(&mut self.out, ns::CLIENT);
+        if let Some(sm) = self.sm.as_mut() {
+            if stanza::kind(&el).is_some() {
+                sm.unacked.push_back(el);
             }
         }
     }
@@ -349,7 +359,7 @@ impl Session {
             Outbound::Stanza(el) => self.csi_send(el),
             Outbound::RosterPush(el) => {
                 if self.roster_requested {
-                    self.send(&el)
+                    self.send_shared(el)
                 }
             }
             Outbound::OfflineStored => self.offline_pending = true,
@@ -371,7 +381,7 @@ impl Session {
     }
 
     /// Packs the state a resuming connection takes over.
-    fn detach(&mut self, held: Vec<Element>) -> Option<Detached> {
+    fn detach(&mut self, held: Vec<Arc<Element>>) -> Option<Detached> {
         Some(Detached {
             id: self.id,
             jid: self.jid.take()?,
@@ -387,7 +397,7 @@ impl Session {
 
     /// The connection dropped but the client may resume (XEP-0198 §5): keep the binding and collect what arrives
     /// until it does, the resumption timeout passes, or another login takes the resource.
-    async fn park(&mut self) -> (Option<Takeover>, Vec<Element>) {
+    async fn park(&mut self) -> (Option<Takeover>, Vec<Arc<Element>>) {
         let deadline = tokio::time::sleep(Duration::from_secs(self.ctx.config.sm.resume_timeout_secs));
         tokio::pin!(deadline);
         let mut held = Vec::new();
@@ -468,8 +478,9 @@ impl Session {
                 self.ctx.resumption_remove(&id, self.id);
             }
             // Unacknowledged and held stanzas are undeliverable here: route them again (XEP-0198 §5).
-            let mut undelivered: Vec<Element> = self.sm.take().map(|sm| sm.unacked.into()).unwrap_or_default();
-            undelivered.extend(held);
+            let mut undelivered: Vec<Element> =
+                self.sm.take().map(|sm| sm.unacked.into_iter().map(Arc::unwrap_or_clone).collect()).unwrap_or_default();
+            undelivered.extend(held.into_iter().map(Arc::unwrap_or_clone));
             let pending = self.rx.take();
             if self.replaced {
                 // The new session owns this full JID: no unavailable presence on its behalf.

@@ -7,6 +7,7 @@
 //! resources or offline storage), never dropped.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use drupe_proto::error::{StreamCondition, StreamError};
@@ -30,7 +31,7 @@ pub struct StreamManagement {
     /// The last `h` the client acknowledged, modulo 2^32.
     pub acked: u32,
     /// Stanzas sent and not yet acknowledged, oldest first.
-    pub unacked: VecDeque<Element>,
+    pub unacked: VecDeque<Arc<Element>>,
     /// One of our `<r/>` is outstanding.
     pub requested: bool,
 }
@@ -60,7 +61,7 @@ pub struct Detached {
     pub directed: HashSet<String>,
     pub sm: StreamManagement,
     /// Stanzas that arrived while the session was waiting for its client to come back.
-    pub held: Vec<Element>,
+    pub held: Vec<Arc<Element>>,
 }
 
 /// A request, sent to the session that owns a resumption id, to hand its state over.
@@ -159,8 +160,8 @@ impl Session {
         match self.sm_take_over(el).await? {
             Ok((resumed, resend)) => {
                 self.send(&resumed);
-                for el in &resend {
-                    self.send(el);
+                for el in resend {
+                    self.send_shared(el);
                 }
             }
             Err(failed) => self.send(&failed),
@@ -173,7 +174,7 @@ impl Session {
     pub(super) async fn sm_take_over(
         &mut self,
         el: &Element,
-    ) -> Result<Result<(Element, Vec<Element>), Element>, StreamError> {
+    ) -> Result<Result<(Element, Vec<Arc<Element>>), Element>, StreamError> {
         let (Some(previd), Some(h)) = (el.attr("previd"), parse_h(el)) else {
             return Ok(Err(failed("bad-request")));
         };
@@ -204,7 +205,7 @@ impl Session {
         self.directed = d.directed;
         self.set_queue(d.rx);
         let inbound = d.sm.inbound;
-        let mut resend: Vec<Element> = d.sm.unacked.drain(..).collect();
+        let mut resend: Vec<Arc<Element>> = d.sm.unacked.drain(..).collect();
         resend.extend(d.held);
         self.sm = Some(d.sm);
         let resumed = Element::new("resumed", NS).with_attr("previd", previd).with_attr("h", inbound.to_string());

@@ -159,7 +159,7 @@ fn push(ctx: &Context, user: &str, kind: &str, jids: &[String]) {
             .with_attr("type", "set")
             .with_attr("id", format!("block{}", crate::context::random_token(8)))
             .with_child(payload.clone());
-        let _ = handle.send(Outbound::Stanza(iq));
+        let _ = handle.send(Outbound::Stanza(iq.into()));
     }
 }
 

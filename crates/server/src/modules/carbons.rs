@@ -61,7 +61,7 @@ fn copy(ctx: &Context, user: &str, el: &Element, direction: &str, skip: &[u64]) 
     for (resource, handle) in ctx.router.carbons(user) {
         if !skip.contains(&handle.id) {
             let to = format!("{bare}/{resource}");
-            let _ = handle.send(Outbound::Stanza(wrap(direction, &bare, &to, el)));
+            let _ = handle.send(Outbound::Stanza(wrap(direction, &bare, &to, el).into()));
         }
     }
 }

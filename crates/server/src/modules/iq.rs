@@ -16,7 +16,7 @@ pub async fn from_client(s: &mut Session, iq: Element, to: Option<&Jid>) {
         // Responses go only to a full JID that asked; anything else is dropped (RFC 6120 §8.2.3).
         if let Target::Full(user, res) = addressee {
             if let Some(h) = s.ctx.router.handle(&user, &res) {
-                let _ = h.send(Outbound::Stanza(iq));
+                let _ = h.send(Outbound::Stanza(iq.into()));
             }
         }
         return;
@@ -34,12 +34,13 @@ pub async fn from_client(s: &mut Session, iq: Element, to: Option<&Jid>) {
         Target::Bare(user) if user == own => account(s, iq, &payload_ns, true).await,
         Target::Bare(_) => account(s, iq, &payload_ns, false).await,
         Target::Server => server(s, iq, &payload_ns),
-        Target::Full(user, res) => match s.ctx.router.handle(&user, &res).map(|h| h.send(Outbound::Stanza(iq.clone())))
-        {
-            Some(Ok(())) => {}
-            Some(Err(Undeliverable::QueueFull)) => s.send_error(&iq, Condition::ResourceConstraint),
-            _ => s.send_error(&iq, Condition::ServiceUnavailable),
-        },
+        Target::Full(user, res) => {
+            match s.ctx.router.handle(&user, &res).map(|h| h.send(Outbound::Stanza(iq.clone().into()))) {
+                Some(Ok(())) => {}
+                Some(Err(Undeliverable::QueueFull)) => s.send_error(&iq, Condition::ResourceConstraint),
+                _ => s.send_error(&iq, Condition::ServiceUnavailable),
+            }
+        }
         Target::Remote => s.send_error(&iq, Condition::RemoteServerNotFound),
     }
 }

@@ -92,7 +92,8 @@ pub async fn deliver_to_account(
         };
     }
     match (kind.as_str(), &handle, available.is_empty()) {
-        ("groupchat", _, _) => return Err(StanzaError::new(Condition::ServiceUnavailable)),
+        // A bound full JID gets whatever is addressed to it (RFC 6121 §8.5.3.1); groupchat to a bare JID does not.
+        ("groupchat", None, _) => return Err(StanzaError::new(Condition::ServiceUnavailable)),
         ("error" | "headline", None, true) => return Ok(()),
         _ => {}
     }
@@ -108,28 +109,30 @@ pub async fn deliver_to_account(
         }
     };
     let mut delivered = Vec::new();
+    let shared = std::sync::Arc::new(el);
     match &handle {
-        Some(h) => match h.send(Outbound::Stanza(el.clone())) {
+        Some(h) => match h.send(Outbound::Stanza(shared.clone())) {
             Ok(()) => delivered.push(h.id),
             Err(Undeliverable::QueueFull) => return Err(StanzaError::new(Condition::ResourceConstraint)),
             Err(Undeliverable::NoSession) => return Err(StanzaError::new(Condition::ServiceUnavailable)),
         },
         None => {
             for (_, h) in &available {
-                if h.send(Outbound::Stanza(el.clone())).is_ok() {
+                if h.send(Outbound::Stanza(shared.clone())).is_ok() {
                     delivered.push(h.id);
                 }
             }
         }
     }
     if !delivered.is_empty() {
-        carbons::received(ctx, user, &el, &delivered);
+        carbons::received(ctx, user, &shared, &delivered);
         archived.await;
         return Ok(());
     }
     if !available.is_empty() && !matches!(kind.as_str(), "chat" | "normal") {
         return Err(StanzaError::new(Condition::ResourceConstraint));
     }
+    let el = std::sync::Arc::unwrap_or_clone(shared);
     let (_, stored) = tokio::join!(archived, store_offline(ctx, user, el));
     stored
 }

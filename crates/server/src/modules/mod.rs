@@ -77,7 +77,7 @@ pub async fn session_ended(s: &mut Session, pending: Option<mpsc::Receiver<Outbo
         rx.close();
         while let Ok(o) = rx.try_recv() {
             if let Outbound::Stanza(el) = o {
-                messages.push(el);
+                messages.push(std::sync::Arc::unwrap_or_clone(el));
             }
         }
     }

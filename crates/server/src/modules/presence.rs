@@ -50,8 +50,9 @@ fn local_user(ctx: &Context, bare_jid: &str) -> Option<String> {
 
 /// Sends `el` to every available resource of `user`.
 fn to_available(ctx: &Context, user: &str, el: &Element) {
+    let shared = std::sync::Arc::new(el.clone());
     for (_, handle) in ctx.router.available(user) {
-        let _ = handle.send(Outbound::Stanza(el.clone()));
+        let _ = handle.send(Outbound::Stanza(shared.clone()));
     }
 }
 
@@ -87,7 +88,7 @@ async fn broadcast(s: &mut Session, el: Element) {
         }
     }
     // Every available resource of the account, the sender included (RFC 6121 §4.2.2, §4.4.2).
-    let own = el.clone().with_attr("to", bare(s));
+    let own = std::sync::Arc::new(el.clone().with_attr("to", bare(s)));
     for (_, handle) in s.ctx.router.available(&user) {
         if handle.id == s.id {
             s.send(&own);
@@ -162,7 +163,7 @@ fn directed(s: &mut Session, el: Element, user: &str, resource: Option<&str>) {
     match resource {
         Some(res) => {
             if let Some(handle) = s.ctx.router.handle(user, res) {
-                let _ = handle.send(Outbound::Stanza(el));
+                let _ = handle.send(Outbound::Stanza(el.into()));
             }
         }
         None => to_available(&s.ctx, user, &el),
@@ -188,7 +189,7 @@ pub async fn went_offline(s: &mut Session) {
     }
     for (_, handle) in s.ctx.router.available(&user) {
         if handle.id != s.id {
-            let _ = handle.send(Outbound::Stanza(unavailable.clone()));
+            let _ = handle.send(Outbound::Stanza(unavailable.clone().into()));
         }
     }
     for to in directed {
@@ -198,7 +199,7 @@ pub async fn went_offline(s: &mut Session) {
                 Target::Bare(u) => to_available(&s.ctx, &u, &el),
                 Target::Full(u, r) => {
                     if let Some(h) = s.ctx.router.handle(&u, &r) {
-                        let _ = h.send(Outbound::Stanza(el));
+                        let _ = h.send(Outbound::Stanza(el.into()));
                     }
                 }
                 _ => {}

@@ -112,7 +112,7 @@ fn push(ctx: &Context, user: &str, version: u64, item: Element) {
             .with_attr("type", "set")
             .with_attr("id", format!("push{}", crate::context::random_token(8)))
             .with_child(query.clone());
-        let _ = handle.send(Outbound::RosterPush(iq));
+        let _ = handle.send(Outbound::RosterPush(iq.into()));
     }
 }
 

@@ -237,7 +237,27 @@ impl Client {
             }
         }
     }
+
+    /// XEP-0313: a query with `inner` (form and RSM set) inside `<query/>`; returns the `<result/>` elements in the
+    /// order received and the final IQ (result with `<fin/>`, or error).
+    pub async fn mam(&mut self, inner: &str) -> (Vec<Element>, Element) {
+        let id = self.id();
+        let reply = self
+            .iq(&format!("<iq type='set' id='{id}'><query xmlns='{MAM}' queryid='{id}'>{inner}</query></iq>"))
+            .await;
+        let mut results = Vec::new();
+        self.inbox.retain(|el| match el.child("result", MAM) {
+            Some(r) if el.is("message", ns::CLIENT) && r.attr("queryid") == Some(&id) => {
+                results.push(r.clone());
+                false
+            }
+            _ => true,
+        });
+        (results, reply)
+    }
 }
 
 /// The XEP-0198 namespace.
 pub const SM: &str = "urn:xmpp:sm:3";
+/// The XEP-0313 namespace.
+pub const MAM: &str = "urn:xmpp:mam:2";

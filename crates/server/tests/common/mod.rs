@@ -19,7 +19,7 @@ use drupe_server::Server;
 #[allow(unused_imports)] // not every test binary needs all of them
 pub use client::Client;
 #[allow(unused_imports)]
-pub use client::SM;
+pub use client::{MAM, SM};
 #[allow(unused_imports)]
 pub use conn::{header, Conn, SASL2};
 #[allow(unused_imports)]
