@@ -10,6 +10,7 @@ mod archive;
 mod archive_prefs;
 mod archive_query;
 mod blocking;
+mod checkpoint;
 mod fast;
 mod migrations;
 mod offline;
@@ -43,6 +44,8 @@ pub struct SqliteOptions {
     /// `PRAGMA max_page_count` on the write connection: a size quota past which writes fail
     /// with [`StoreError::DiskFull`]. `None` keeps SQLite's default (no practical limit).
     pub max_page_count: Option<u64>,
+    /// Page cache of the write connection, in KiB (default 16 MiB; it fills only as pages are used).
+    pub writer_cache_kib: usize,
 }
 
 impl Default for SqliteOptions {
@@ -53,6 +56,7 @@ impl Default for SqliteOptions {
             queue_capacity: 4096,
             busy_timeout: Duration::from_secs(5),
             max_page_count: None,
+            writer_cache_kib: 16 * 1024,
         }
     }
 }
@@ -68,6 +72,7 @@ struct Inner {
     path: PathBuf,
     writer: Writer,
     readers: Arc<ReaderPool>,
+    checkpointer: Arc<checkpoint::Checkpointer>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -101,6 +106,10 @@ impl SqliteStore {
         // pays that fsync once per batch, not once per write.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        // The writer's page cache holds the hot index pages (SQLite's default, 2 MiB, makes it re-read them with
+        // a syscall per page once the archive grows); checkpoints run on their own thread (checkpoint.rs).
+        conn.pragma_update(None, "cache_size", -(options.writer_cache_kib as i64))?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let found = migrations::migrate(&mut conn)?;
         if let Some(pages) = options.max_page_count {
             let _: i64 = conn.pragma_update_and_check(None, "max_page_count", pages, |row| row.get(0))?;
@@ -114,7 +123,8 @@ impl SqliteStore {
 
         let readers = Arc::new(ReaderPool::open(path, &options)?);
         let writer = Writer::spawn(conn, options.max_batch, options.queue_capacity)?;
-        Ok(SqliteStore { inner: Arc::new(Inner { path: path.to_owned(), writer, readers }) })
+        let checkpointer = Arc::new(checkpoint::Checkpointer::spawn(path, options.busy_timeout)?);
+        Ok(SqliteStore { inner: Arc::new(Inner { path: path.to_owned(), writer, readers, checkpointer }) })
     }
 
     /// The file this store lives in.
@@ -146,7 +156,12 @@ impl SqliteStore {
         self.inner.writer.close().await;
         // Closing connections is file I/O: off the async workers.
         let readers = self.inner.readers.clone();
-        let _ = tokio::task::spawn_blocking(move || readers.close()).await;
+        let checkpointer = self.inner.checkpointer.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            readers.close();
+            checkpointer.close();
+        })
+        .await;
     }
 
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
