@@ -154,13 +154,7 @@ fn push(ctx: &Context, user: &str, kind: &str, jids: &[String]) {
     for jid in jids {
         payload.push(Element::new("item", NS).with_attr("jid", jid.as_str()));
     }
-    for handle in ctx.router.bound(user) {
-        let iq = Element::new("iq", ns::CLIENT)
-            .with_attr("type", "set")
-            .with_attr("id", format!("block{}", crate::context::random_token(8)))
-            .with_child(payload.clone());
-        let _ = handle.send(Outbound::Stanza(iq.into()));
-    }
+    super::push_to_resources(ctx, user, payload, Outbound::Stanza);
 }
 
 #[cfg(test)]

@@ -88,6 +88,21 @@ pub async fn session_ended(s: &mut Session, pending: Option<mpsc::Receiver<Outbo
     }
 }
 
+/// A server-initiated `<iq type='set'/>` carrying `payload` to every bound resource of `user` (roster pushes,
+/// block list pushes): one stanza, shared by all of them, wrapped by `kind` (e.g. `Outbound::RosterPush`, which a
+/// session writes only once it has asked for the roster).
+pub fn push_to_resources(ctx: &Context, user: &str, payload: Element, kind: fn(std::sync::Arc<Element>) -> Outbound) {
+    let iq = std::sync::Arc::new(
+        Element::new("iq", drupe_proto::ns::CLIENT)
+            .with_attr("type", "set")
+            .with_attr("id", format!("push{}", crate::context::random_token(8)))
+            .with_child(payload),
+    );
+    for handle in ctx.router.bound(user) {
+        let _ = handle.send(kind(iq.clone()));
+    }
+}
+
 /// A store failure while handling one stanza: logged once, answered with internal-server-error.
 pub fn store_failure(e: drupe_store::StoreError) -> StanzaError {
     tracing::error!(error = %e, "store error");

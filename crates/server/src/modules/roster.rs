@@ -107,13 +107,7 @@ pub async fn put(ctx: &Context, user: &str, item: &RosterItem) -> Result<(), Sta
 
 fn push(ctx: &Context, user: &str, version: u64, item: Element) {
     let query = Element::new("query", ns::ROSTER).with_attr("ver", version.to_string()).with_child(item);
-    for handle in ctx.router.bound(user) {
-        let iq = Element::new("iq", ns::CLIENT)
-            .with_attr("type", "set")
-            .with_attr("id", format!("push{}", crate::context::random_token(8)))
-            .with_child(query.clone());
-        let _ = handle.send(Outbound::RosterPush(iq.into()));
-    }
+    super::push_to_resources(ctx, user, query, Outbound::RosterPush);
 }
 
 pub fn new_item(jid: &str) -> RosterItem {
