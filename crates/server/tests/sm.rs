@@ -232,3 +232,33 @@ async fn a_resumption_closes_the_still_open_old_connection() {
     alice.expect(|el| has_body(el, "to the new connection")).await;
     assert_eq!(server.session_count(), 2);
 }
+
+#[tokio::test]
+async fn a_server_ping_counts_as_a_stanza_and_silence_after_it_drops_the_connection() {
+    let server = TestServer::start_with(|c| {
+        c.c2s.ping_interval_secs = 1;
+        c.c2s.ping_timeout_secs = 1;
+    })
+    .await;
+    let (mut alice, previd) = login_resumable(&server, "alice", "phone").await;
+    // Silent for the ping interval: the server pings (XEP-0199 §4.2).
+    let ping = alice
+        .expect_within(Duration::from_secs(3), |el| el.is("iq", ns::CLIENT) && el.child("ping", ns::PING).is_some())
+        .await;
+    let id = ping.attr("id").unwrap_or_default().to_owned();
+    alice.send(format!("<iq type='result' id='{id}'/>")).await;
+    // The ping was a stanza: acknowledging it (and everything else read) is not "too high".
+    alice.ack_all().await;
+    alice.send(format!("<r xmlns='{SM}'/>")).await;
+    let a = alice.expect(|el| el.is("a", SM)).await;
+    assert!(a.attr("h").is_some(), "{}", a.to_xml());
+    // Now stay silent through a ping and its timeout: the connection counts as dead, and the session waits to be
+    // resumed (the stanza count carries on).
+    alice
+        .expect_within(Duration::from_secs(3), |el| el.is("iq", ns::CLIENT) && el.child("ping", ns::PING).is_some())
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let h = alice.received;
+    let (_conn, answer) = resume(&server, "alice", &previd, h).await;
+    assert!(answer.is("resumed", SM), "the session was parked for resumption: {}", answer.to_xml());
+}

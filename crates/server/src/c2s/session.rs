@@ -181,8 +181,12 @@ impl Session {
                 // connection is dead (treated like a dropped socket, so stream management may still resume).
                 Wake::Timeout if self.jid.is_some() && pinging && ping_sent.is_none() => {
                     ping_sent = Some(Instant::now());
-                    let id = format!("ping-{}", crate::context::random_token(8));
-                    self.send_raw(format!("<iq type='get' id='{id}'><ping xmlns='urn:xmpp:ping'/></iq>").as_bytes());
+                    // A stanza like any other: stream management counts it, as the client does.
+                    let ping = Element::new("iq", ns::CLIENT)
+                        .with_attr("type", "get")
+                        .with_attr("id", format!("ping-{}", crate::context::random_token(8)))
+                        .with_child(Element::new("ping", ns::PING));
+                    self.send(&ping);
                 }
                 Wake::Timeout if self.jid.is_some() && pinging => {
                     tracing::debug!("no answer to ping: connection considered dead");
