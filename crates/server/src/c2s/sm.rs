@@ -212,3 +212,35 @@ impl Session {
         Ok(Ok((resumed, resend)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sm_with(acked: u32, unacked: usize) -> StreamManagement {
+        let mut sm = StreamManagement { acked, ..Default::default() };
+        for _ in 0..unacked {
+            sm.unacked.push_back(Arc::new(Element::new("message", drupe_proto::ns::CLIENT)));
+        }
+        sm
+    }
+
+    #[test]
+    fn acks_wrap_around_at_two_to_the_32() {
+        // Three stanzas outstanding across the wrap: the client acknowledges h = 1 (== u32::MAX + 2 mod 2^32).
+        let mut sm = sm_with(u32::MAX - 1, 3);
+        sm.ack(1).unwrap();
+        assert_eq!(sm.unacked.len(), 0);
+        assert_eq!(sm.acked, 1);
+    }
+
+    #[test]
+    fn acking_more_than_was_sent_is_an_error_and_old_acks_change_nothing() {
+        let mut sm = sm_with(10, 2);
+        assert_eq!(sm.ack(13).unwrap_err().condition, StreamCondition::UndefinedCondition);
+        sm.ack(11).unwrap();
+        assert_eq!(sm.unacked.len(), 1);
+        sm.ack(11).unwrap();
+        assert_eq!(sm.unacked.len(), 1);
+    }
+}

@@ -99,6 +99,16 @@ impl TestServer {
         self.server().c2s_tls.expect("direct TLS listener is enabled")
     }
 
+    /// The running server's store (for checks on what was persisted).
+    pub fn store(&self) -> &drupe_store::Store {
+        self.server().store()
+    }
+
+    /// The running server's configuration.
+    pub fn server_config(&self) -> &Config {
+        self.server().config()
+    }
+
     pub fn session_count(&self) -> usize {
         self.server().session_count()
     }
