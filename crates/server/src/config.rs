@@ -29,6 +29,7 @@ pub struct Config {
     pub storage: Storage,
     pub sm: Sm,
     pub archive: Archive,
+    pub muc: Muc,
     pub server: Server,
 }
 
@@ -100,6 +101,15 @@ pub struct Archive {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
+pub struct Muc {
+    pub subdomain: String,
+    pub max_occupants: usize,
+    pub history: usize,
+    pub max_rooms_per_user: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
 pub struct Server {
     pub hide_version: bool,
     pub create_admin: bool,
@@ -118,6 +128,7 @@ impl Default for Config {
             storage: Storage::default(),
             sm: Sm::default(),
             archive: Archive::default(),
+            muc: Muc::default(),
             server: Server::default(),
         }
     }
@@ -183,6 +194,12 @@ impl Default for Archive {
     }
 }
 
+impl Default for Muc {
+    fn default() -> Muc {
+        Muc { subdomain: "conference".into(), max_occupants: 1000, history: 20, max_rooms_per_user: 100 }
+    }
+}
+
 impl Default for Server {
     fn default() -> Server {
         Server { hide_version: false, create_admin: true, shutdown_grace_secs: 5 }
@@ -228,12 +245,16 @@ pub const FIELD_DOCS: &[(&str, &str, &str)] = &[
     ("archive", "enabled", "Keep every account's 1:1 messages (XEP-0313) unless the user's preferences say otherwise."),
     ("archive", "retention_days", "Delete archived messages older than this many days (hourly); 0 keeps them forever."),
     ("archive", "max_page", "Most messages returned in one archive query page."),
+    ("muc", "subdomain", "Group chat (XEP-0045) service address: <subdomain>.<domain>."),
+    ("muc", "max_occupants", "Most occupants in one room."),
+    ("muc", "history", "Messages a room keeps and sends to a newcomer."),
+    ("muc", "max_rooms_per_user", "Rooms one account may be in before it can create no more (XEP-0045)."),
     ("server", "hide_version", "Answer XEP-0092 version queries with service-unavailable."),
     ("server", "create_admin", "On first start with no accounts, create admin@domain and print its password."),
     ("server", "shutdown_grace_secs", "Seconds sessions get to drain after SIGTERM/SIGINT."),
 ];
 
-const SECTIONS: &[&str] = &["c2s", "tls", "limits", "auth", "storage", "sm", "archive", "server"];
+const SECTIONS: &[&str] = &["c2s", "tls", "limits", "auth", "storage", "sm", "archive", "muc", "server"];
 const ENV_PREFIX: &str = "DRUPE_";
 
 impl Config {
@@ -287,7 +308,7 @@ impl Config {
         if self.tls.cert.is_empty() != self.tls.key.is_empty() {
             return Err(invalid("tls.cert", "tls.cert and tls.key must be set together"));
         }
-        let positive: [(&'static str, u64); 14] = [
+        let positive: [(&'static str, u64); 16] = [
             ("c2s.max_connections", self.c2s.max_connections as u64),
             ("c2s.auth_timeout_secs", self.c2s.auth_timeout_secs),
             ("c2s.idle_timeout_secs", self.c2s.idle_timeout_secs),
@@ -301,12 +322,19 @@ impl Config {
             ("limits.csi_max_buffered", self.limits.csi_max_buffered as u64),
             ("sm.max_unacked", self.sm.max_unacked as u64),
             ("archive.max_page", self.archive.max_page as u64),
+            ("muc.max_occupants", self.muc.max_occupants as u64),
+            ("muc.max_rooms_per_user", self.muc.max_rooms_per_user as u64),
             ("sm.request_ack_every", self.sm.request_ack_every as u64),
         ];
         for (field, v) in positive {
             if v == 0 {
                 return Err(invalid(field, "must be greater than 0"));
             }
+        }
+        if jid_domain_ok(&format!("{}.{}", self.muc.subdomain, self.domain)).is_err()
+            || self.muc.subdomain.contains('.')
+        {
+            return Err(invalid("muc.subdomain", format!("`{}` is not a valid DNS label", self.muc.subdomain)));
         }
         if self.limits.max_stanza_bytes < 1024 {
             return Err(invalid("limits.max_stanza_bytes", "must be at least 1024"));

@@ -31,6 +31,7 @@ pub struct Context {
     pub fast_key: [u8; 32],
     pub blocklists: crate::modules::blocking::Blocklists,
     pub mam_prefs: crate::modules::mam::PrefsCache,
+    pub muc: crate::modules::muc::Muc,
     next_id: AtomicU64,
     /// XEP-0198 resumption ids: owner account, session id, and the channel to ask that session for its state.
     resumption: Mutex<HashMap<String, Resumable>>,
@@ -39,6 +40,7 @@ pub struct Context {
 impl Context {
     pub fn new(config: Config, store: Store, tls: Arc<rustls::ServerConfig>, fast_key: [u8; 32]) -> Context {
         let throttle = AuthThrottle::new(&config.auth);
+        let muc = crate::modules::muc::Muc::new(format!("{}.{}", config.muc.subdomain, config.domain));
         Context {
             config,
             store,
@@ -51,6 +53,7 @@ impl Context {
             fast_key,
             blocklists: Default::default(),
             mam_prefs: Default::default(),
+            muc,
             next_id: AtomicU64::new(1),
             resumption: Mutex::new(HashMap::new()),
         }

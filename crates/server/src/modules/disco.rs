@@ -82,5 +82,13 @@ pub fn items(s: &mut Session, iq: &Element) {
     if has_node(iq) {
         return s.send_error(iq, Condition::ItemNotFound);
     }
-    s.send(&stanza::iq_result(iq, Some(Element::new("query", ns::DISCO_ITEMS))));
+    let mut query = Element::new("query", ns::DISCO_ITEMS);
+    if iq.attr("to").is_none_or(|to| to.eq_ignore_ascii_case(s.ctx.domain())) {
+        query.push(
+            Element::new("item", ns::DISCO_ITEMS)
+                .with_attr("jid", s.ctx.muc.domain.as_str())
+                .with_attr("name", "Chatrooms"),
+        );
+    }
+    s.send(&stanza::iq_result(iq, Some(query)));
 }

@@ -42,6 +42,8 @@ pub async fn from_client(s: &mut Session, iq: Element, to: Option<&Jid>) {
             }
         }
         Target::Remote => s.send_error(&iq, Condition::RemoteServerNotFound),
+        // Handled by the MUC service before the IQ dispatch.
+        Target::Muc(..) => s.send_error(&iq, Condition::ServiceUnavailable),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod disco;
 pub mod iq;
 pub mod mam;
 pub mod message;
+pub mod muc;
 pub mod ping;
 pub mod presence;
 pub mod roster;
@@ -33,12 +34,18 @@ pub enum Target {
     Bare(String),
     /// A local account's full JID.
     Full(String, String),
+    /// The group chat service (XEP-0045): (room, nick).
+    Muc(Option<String>, Option<String>),
     /// Another domain: there is no server-to-server yet.
     Remote,
 }
 
 pub fn target(ctx: &Context, to: Option<&Jid>) -> Target {
     let Some(to) = to else { return Target::OwnAccount };
+    if to.domain().as_str().eq_ignore_ascii_case(&ctx.muc.domain) {
+        let (room, nick) = muc::address(to);
+        return Target::Muc(room, nick);
+    }
     if !to.domain().as_str().eq_ignore_ascii_case(ctx.domain()) {
         return Target::Remote;
     }
@@ -59,6 +66,10 @@ pub async fn handle_client_stanza(s: &mut Session, kind: Kind, mut el: Element) 
             return Ok(());
         }
     };
+    if let Target::Muc(room, nick) = target(&s.ctx, to.as_ref()) {
+        muc::from_client(s, el, room, nick).await;
+        return Ok(());
+    }
     match kind {
         Kind::Message => message::from_client(s, el, to.as_ref()).await,
         Kind::Presence => presence::from_client(s, el, to.as_ref()).await,
@@ -70,6 +81,9 @@ pub async fn handle_client_stanza(s: &mut Session, kind: Kind, mut el: Element) 
 /// After a session is unbound: unavailable presence to everyone who saw it available, and stanzas still queued
 /// for it are routed again (messages go to other resources or offline storage, RFC 6121 §8.5.3.2.1).
 pub async fn session_ended(s: &mut Session, pending: Option<mpsc::Receiver<Outbound>>, undelivered: Vec<Element>) {
+    if let Some(jid) = s.jid.clone() {
+        muc::session_ended(&s.ctx, &jid);
+    }
     presence::went_offline(s).await;
     let Some(user) = s.user.clone() else { return };
     let mut messages: Vec<Element> = undelivered;
