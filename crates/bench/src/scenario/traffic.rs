@@ -15,8 +15,15 @@ use crate::client::{Client, Outgoing};
 use crate::progress::Progress;
 use crate::stats::Samples;
 
-/// Prefix of every message body this tool sends: `drupe-bench <send time µs> <sender slot>`.
+/// Prefix of every message body this tool sends: `drupe-bench <run id> <send time µs> <sender slot>`. The run id
+/// (random per process) keeps messages left over from an earlier run (e.g. stored offline by an overloaded server
+/// and delivered to the same accounts now) out of this run's counts and latencies.
 const BODY_PREFIX: &str = "drupe-bench ";
+
+fn run_id() -> u64 {
+    static RUN: OnceLock<u64> = OnceLock::new();
+    *RUN.get_or_init(rand::random)
+}
 
 /// Bytes a user may have queued for a server that does not read them before it skips sending.
 const MAX_QUEUED: usize = 256 * 1024;
@@ -117,7 +124,7 @@ pub async fn converse(
                 }
                 let Some(to) = directory.pick(me) else { continue };
                 // Stamped when queued: time spent waiting for the server to take the bytes is latency too.
-                outgoing.queue_message(to, &format!("{BODY_PREFIX}{} {me}", now_us()));
+                outgoing.queue_message(to, &format!("{BODY_PREFIX}{} {} {me}", run_id(), now_us()));
                 out.sent += 1;
                 Progress::add(&progress.sent, 1);
             }
@@ -144,9 +151,11 @@ fn receive(outgoing: &mut Outgoing, el: &Element, out: &mut Outcome, progress: &
         return;
     }
     let Some(body) = el.children().find(|c| c.name() == "body").map(Element::text) else { return };
-    let Some(sent_us) = body.strip_prefix(BODY_PREFIX).and_then(|r| r.split(' ').next()?.parse::<u64>().ok()) else {
-        return;
-    };
+    let mut fields = body.strip_prefix(BODY_PREFIX).unwrap_or_default().split(' ');
+    if fields.next().and_then(|r| r.parse::<u64>().ok()) != Some(run_id()) {
+        return; // not ours, or from an earlier run
+    }
+    let Some(sent_us) = fields.next().and_then(|t| t.parse::<u64>().ok()) else { return };
     out.delivered += 1;
     out.latencies.record_us(now_us().saturating_sub(sent_us));
     Progress::add(&progress.delivered, 1);
