@@ -309,11 +309,26 @@ impl Incoming {
 impl Outgoing {
     /// Queues a chat message with `body` to `to`.
     pub fn queue_message(&mut self, to: &str, body: &str) {
-        self.buf.extend_from_slice(b"<message type='chat' to='");
+        self.queue_typed_message(to, "chat", body);
+    }
+
+    /// Queues `<message type=kind>` (e.g. `groupchat` to a XEP-0045 room).
+    pub fn queue_typed_message(&mut self, to: &str, kind: &str, body: &str) {
+        self.buf.extend_from_slice(b"<message type='");
+        self.buf.extend_from_slice(kind.as_bytes());
+        self.buf.extend_from_slice(b"' to='");
         escape_attr(&mut self.buf, to);
         self.buf.extend_from_slice(b"'><body>");
         escape_text(&mut self.buf, body);
         self.buf.extend_from_slice(b"</body></message>");
+    }
+
+    /// Queues a XEP-0045 join: presence to `room/nick` with the MUC payload, no history.
+    pub fn queue_join(&mut self, room: &str, nick: &str) {
+        self.buf.extend_from_slice(b"<presence to='");
+        escape_attr(&mut self.buf, &format!("{room}/{nick}"));
+        self.buf
+            .extend_from_slice(b"'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>");
     }
 
     /// Queues the answer to a server ping (XEP-0199) and returns true, or returns false for any other stanza.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand};
 use drupe_bench::report::Report;
-use drupe_bench::scenario::{chat, idle, lanying, login};
+use drupe_bench::scenario::{chat, idle, lanying, login, room};
 use drupe_bench::{Mechanism, Target};
 
 #[derive(Parser)]
@@ -120,8 +120,23 @@ enum Scenario {
         #[arg(long, default_value_t = 5.0)]
         drain: f64,
     },
-    /// Multi-user chat rooms (XEP-0045): not supported yet.
-    Room,
+    /// One XEP-0045 room: K occupants join, then S messages/s in total go to the room.
+    Room {
+        #[arg(long, default_value_t = 100)]
+        occupants: usize,
+        /// Messages per second sent to the room, all occupants together.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 5.0)]
+        drain: f64,
+        /// The room's bare JID (default: bench@conference.<domain>).
+        #[arg(long)]
+        room: Option<String>,
+    },
 }
 
 fn secs(v: f64, name: &str) -> anyhow::Result<Duration> {
@@ -141,9 +156,6 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let c = cli.common;
-    if let Scenario::Room = cli.scenario {
-        bail!("room: not yet supported (drupe has no multi-user chat, XEP-0045, yet)");
-    }
     let Some(mechanism) = Mechanism::from_name(&c.mechanism) else {
         bail!("--mechanism must be PLAIN, SCRAM-SHA-1 or SCRAM-SHA-256, not `{}`", c.mechanism);
     };
@@ -206,7 +218,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 lanying::run(target, &opts).await?.report()
             }
-            Scenario::Room => unreachable!("handled above"),
+            Scenario::Room { occupants, rate, duration, concurrency, drain, room } => {
+                let room = room.unwrap_or_else(|| format!("bench@conference.{}", target.domain));
+                let opts = room::RoomOptions {
+                    occupants,
+                    rate,
+                    duration: secs(duration, "duration")?,
+                    concurrency,
+                    drain: secs(drain, "drain")?,
+                    room,
+                    pid,
+                    show_progress: show,
+                };
+                room::run(target, &opts).await?.report()
+            }
         })
     })?;
     // Dropping the runtime would wait for nothing useful: every scenario has closed its clients.

@@ -4,14 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
-use tokio::time::Instant;
-
-use super::traffic::{converse, Directory, Schedule, Totals};
-use super::{drain, login_many, report_failures};
-use crate::proc::{rss_kb, CpuWatch, ToolCpu, ToolCpuUse};
+use super::traffic::{window, Directory};
+use super::{login_many, report_failures};
+use crate::proc::ToolCpuUse;
 use crate::progress::{Printer, Progress};
 use crate::report::Report;
 use crate::stats::Summary;
@@ -111,32 +106,8 @@ pub async fn run(target: Arc<Target>, opts: &ChatOptions) -> Result<ChatResult, 
         directory.set_online(*slot, &c.jid);
     }
     let online = logged.clients.len();
-    // Each user sends rate/online messages per second, phases spread at random so the aggregate is smooth.
-    let period = Duration::from_secs_f64(online as f64 / opts.rate);
-    let start = Instant::now();
-    let until = start + opts.duration;
-    let tool_cpu = ToolCpu::start();
-    let server_cpu = opts.pid.and_then(CpuWatch::start);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut set = JoinSet::new();
-    for (slot, client) in logged.clients {
-        let offset = period.mul_f64(rand::thread_rng().gen_range(0.0..1.0));
-        let schedule = Schedule { first: start + offset, period, until };
-        set.spawn(converse(client, slot, schedule, directory.clone(), progress.clone(), stop_rx.clone()));
-    }
-    tokio::time::sleep_until(until).await;
-    let server_cpu_pct = server_cpu.and_then(|w| w.percent());
-    let tool_cpu = tool_cpu.finish();
-    drain(&progress, opts.drain).await;
-    let server_rss_kb = opts.pid.and_then(rss_kb);
-    let _ = stop_tx.send(true);
-    let mut totals = Totals::default();
-    while let Some(joined) = set.join_next().await {
-        match joined {
-            Ok(outcome) => totals.add(outcome),
-            Err(e) => totals.lost_sessions.push(format!("client task: {e}")),
-        }
-    }
+    let w = window(logged.clients, directory, opts.rate, opts.duration, opts.drain, opts.pid, &progress).await;
+    let totals = w.totals;
     Ok(ChatResult {
         users_online: online,
         login_failures: logged.failures,
@@ -147,9 +118,9 @@ pub async fn run(target: Arc<Target>, opts: &ChatOptions) -> Result<ChatResult, 
         duration: opts.duration,
         latency: totals.latencies.summary(),
         lost_sessions: totals.lost_sessions,
-        server_cpu_pct,
-        server_rss_kb,
-        tool_cpu,
+        server_cpu_pct: w.server_cpu_pct,
+        server_rss_kb: w.server_rss_kb,
+        tool_cpu: w.tool_cpu,
         offered_rate: opts.rate,
     })
 }

@@ -7,6 +7,7 @@ pub mod chat;
 pub mod idle;
 pub mod lanying;
 pub mod login;
+pub mod room;
 pub mod traffic;
 
 use std::collections::HashMap;

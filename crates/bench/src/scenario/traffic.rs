@@ -32,14 +32,26 @@ const MAX_QUEUED: usize = 256 * 1024;
 pub struct Directory {
     jids: Vec<OnceLock<String>>,
     online: Vec<AtomicBool>,
+    /// In a room scenario: every message goes to this room as `groupchat`.
+    room: Option<String>,
 }
 
 impl Directory {
     pub fn new(users: usize) -> Arc<Directory> {
-        Arc::new(Directory {
+        Arc::new(Directory::build(users, None))
+    }
+
+    /// Every user sends its messages to `room`.
+    pub fn for_room(users: usize, room: String) -> Arc<Directory> {
+        Arc::new(Directory::build(users, Some(room)))
+    }
+
+    fn build(users: usize, room: Option<String>) -> Directory {
+        Directory {
             jids: (0..users).map(|_| OnceLock::new()).collect(),
             online: (0..users).map(|_| AtomicBool::new(false)).collect(),
-        })
+            room,
+        }
     }
 
     pub fn set_online(&self, slot: usize, jid: &str) {
@@ -122,9 +134,15 @@ pub async fn converse(
                     // The server has not taken what was queued: it pushes back, and this tick is not sent.
                     continue;
                 }
-                let Some(to) = directory.pick(me) else { continue };
                 // Stamped when queued: time spent waiting for the server to take the bytes is latency too.
-                outgoing.queue_message(to, &format!("{BODY_PREFIX}{} {} {me}", run_id(), now_us()));
+                let body = format!("{BODY_PREFIX}{} {} {me}", run_id(), now_us());
+                match &directory.room {
+                    Some(room) => outgoing.queue_typed_message(room, "groupchat", &body),
+                    None => {
+                        let Some(to) = directory.pick(me) else { continue };
+                        outgoing.queue_message(to, &body);
+                    }
+                }
                 out.sent += 1;
                 Progress::add(&progress.sent, 1);
             }
@@ -141,8 +159,16 @@ pub async fn converse(
     out
 }
 
+/// A XEP-0045 self-presence (status 110): the room has taken this occupant in.
+pub fn is_own_join(el: &Element) -> bool {
+    el.name() == "presence"
+        && el.attr("type").is_none()
+        && el.children().filter(|x| x.name() == "x").flat_map(|x| x.children()).any(|s| s.attr("code") == Some("110"))
+}
+
 fn receive(outgoing: &mut Outgoing, el: &Element, out: &mut Outcome, progress: &Progress) {
-    if outgoing.answer_ping(el) || el.name() != "message" {
+    // Room history replayed on join carries a delay stamp: not this run's traffic.
+    if outgoing.answer_ping(el) || el.name() != "message" || el.children().any(|c| c.name() == "delay") {
         return;
     }
     if el.attr("type") == Some("error") {
@@ -184,4 +210,53 @@ impl Totals {
     pub fn undelivered(&self) -> u64 {
         self.sent.saturating_sub(self.delivered)
     }
+}
+
+/// What [`window`] measured.
+pub struct Window {
+    pub totals: Totals,
+    pub server_cpu_pct: Option<f64>,
+    pub server_rss_kb: Option<u64>,
+    pub tool_cpu: crate::proc::ToolCpuUse,
+}
+
+/// Runs the sending window shared by `chat` and `room`: every client sends `rate / clients` messages per second
+/// (random phases, so the aggregate is smooth) for `duration`, then the tool waits up to `drain` for messages still
+/// under way, stops every client and adds up what they saw.
+pub async fn window(
+    clients: Vec<(usize, Client)>,
+    directory: Arc<Directory>,
+    rate: f64,
+    duration: std::time::Duration,
+    drain: std::time::Duration,
+    pid: Option<u32>,
+    progress: &Arc<Progress>,
+) -> Window {
+    use crate::proc::{rss_kb, CpuWatch, ToolCpu};
+    let period = std::time::Duration::from_secs_f64(clients.len().max(1) as f64 / rate);
+    let start = Instant::now();
+    let until = start + duration;
+    let tool_cpu = ToolCpu::start();
+    let server_cpu = pid.and_then(CpuWatch::start);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut set = tokio::task::JoinSet::new();
+    for (slot, client) in clients {
+        let offset = period.mul_f64(rand::thread_rng().gen_range(0.0..1.0));
+        let schedule = Schedule { first: start + offset, period, until };
+        set.spawn(converse(client, slot, schedule, directory.clone(), progress.clone(), stop_rx.clone()));
+    }
+    tokio::time::sleep_until(until).await;
+    let server_cpu_pct = server_cpu.and_then(|w| w.percent());
+    let tool_cpu = tool_cpu.finish();
+    super::drain(progress, drain).await;
+    let server_rss_kb = pid.and_then(rss_kb);
+    let _ = stop_tx.send(true);
+    let mut totals = Totals::default();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok(outcome) => totals.add(outcome),
+            Err(e) => totals.lost_sessions.push(format!("client task: {e}")),
+        }
+    }
+    Window { totals, server_cpu_pct, server_rss_kb, tool_cpu }
 }

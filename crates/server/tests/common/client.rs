@@ -261,3 +261,36 @@ impl Client {
 pub const SM: &str = "urn:xmpp:sm:3";
 /// The XEP-0313 namespace.
 pub const MAM: &str = "urn:xmpp:mam:2";
+
+/// XEP-0045 steps: joining a room and reading what a join delivers, in order.
+impl Client {
+    /// Sends a join presence for `room/nick` (with `inner` inside the muc `<x/>`, e.g. a `<history/>`) and returns
+    /// every stanza received up to and including the room's subject message, which XEP-0045 §7.2.15 makes the last
+    /// step of a successful join.
+    pub async fn join_with(&mut self, room: &str, nick: &str, inner: &str) -> Vec<Element> {
+        let to = super::muc::occupant(room, nick);
+        self.send(format!("<presence to='{to}'><x xmlns='{}'>{inner}</x></presence>", super::muc::MUC)).await;
+        let room_jid = super::muc::room(room);
+        self.collect_until(|el| {
+            super::muc::is_subject(el) && el.attr("from").is_some_and(|f| f.split('/').next() == Some(&room_jid))
+        })
+        .await
+    }
+
+    /// Joins `room` as `nick` and returns the stanzas of the join (see [`Client::join_with`]).
+    pub async fn join(&mut self, room: &str, nick: &str) -> Vec<Element> {
+        self.join_with(room, nick, "").await
+    }
+
+    /// The stanzas received before the first one matching `pred` (unmatched ones first, in arrival order), then
+    /// that one; they are removed from the inbox.
+    pub async fn collect_until(&mut self, pred: impl Fn(&Element) -> bool) -> Vec<Element> {
+        if let Some(i) = self.inbox.iter().position(&pred) {
+            return self.inbox.drain(..=i).collect();
+        }
+        let last = self.expect(pred).await;
+        let mut all: Vec<Element> = self.inbox.drain(..).collect();
+        all.push(last);
+        all
+    }
+}

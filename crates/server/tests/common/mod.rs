@@ -247,3 +247,71 @@ pub fn roster_items(stanza: &Element) -> Vec<Element> {
 pub fn roster_item(stanza: &Element, jid: &str) -> Option<Element> {
     roster_items(stanza).into_iter().find(|i| i.attr("jid") == Some(jid))
 }
+
+/// XEP-0045 Multi-User Chat namespaces and the service address the test configuration gives it.
+pub mod muc {
+    use drupe_proto::ns;
+    use drupe_proto::xml::Element;
+
+    pub const MUC: &str = "http://jabber.org/protocol/muc";
+    pub const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
+    /// `conference.localhost`, the default `muc.subdomain` under [`super::DOMAIN`].
+    pub const SERVICE: &str = "conference.localhost";
+
+    /// `room@conference.localhost`.
+    pub fn room(name: &str) -> String {
+        format!("{name}@{SERVICE}")
+    }
+
+    /// `room@conference.localhost/nick`.
+    pub fn occupant(room_name: &str, nick: &str) -> String {
+        format!("{}/{nick}", room(room_name))
+    }
+
+    /// The `<x xmlns='…muc#user'/>` child of a presence or message.
+    pub fn user_x(stanza: &Element) -> Option<&Element> {
+        stanza.child("x", MUC_USER)
+    }
+
+    /// The muc#user `<item/>` of a presence.
+    pub fn item(stanza: &Element) -> Option<&Element> {
+        user_x(stanza)?.child("item", MUC_USER)
+    }
+
+    /// The muc#user status codes of a stanza, in document order.
+    pub fn statuses(stanza: &Element) -> Vec<String> {
+        user_x(stanza)
+            .map(|x| {
+                x.children()
+                    .filter(|c| c.is("status", MUC_USER))
+                    .filter_map(|c| c.attr("code").map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn has_status(stanza: &Element, code: &str) -> bool {
+        statuses(stanza).iter().any(|c| c == code)
+    }
+
+    /// A presence of `kind` (`None`: available) from the occupant JID `from`.
+    pub fn is_presence(stanza: &Element, from: &str, kind: Option<&str>) -> bool {
+        stanza.is("presence", ns::CLIENT) && stanza.attr("from") == Some(from) && stanza.attr("type") == kind
+    }
+
+    /// A room's subject message (XEP-0045 §7.2.15): a groupchat message with `<subject/>` and no `<body/>`.
+    pub fn is_subject(stanza: &Element) -> bool {
+        stanza.is("message", ns::CLIENT)
+            && stanza.attr("type") == Some("groupchat")
+            && stanza.child("subject", ns::CLIENT).is_some()
+            && stanza.child("body", ns::CLIENT).is_none()
+    }
+
+    /// A groupchat message from `from` carrying `body`.
+    pub fn is_groupchat(stanza: &Element, from: &str, body: &str) -> bool {
+        stanza.is("message", ns::CLIENT)
+            && stanza.attr("type") == Some("groupchat")
+            && stanza.attr("from") == Some(from)
+            && stanza.child("body", ns::CLIENT).is_some_and(|b| b.text() == body)
+    }
+}

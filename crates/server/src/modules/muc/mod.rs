@@ -79,8 +79,7 @@ fn presence(s: &mut Session, el: Element, me: FullJid, room_name: &str, nick: &s
         .and_then(|h| h.attr("maxstanzas"))
         .and_then(|n| n.parse::<usize>().ok());
     let config = &ctx.config.muc;
-    let handle =
-        s.jid.as_ref().and_then(|j| ctx.router.handle(&s.user.clone().unwrap_or_default(), j.resource().as_str()));
+    let Some(handle) = ctx.router.handle(&s.user.clone().unwrap_or_default(), me.resource().as_str()) else { return };
     let result: Result<Vec<Delivery>, Condition> = muc.with_rooms(|rooms| {
         let jid = format!("{room_name}@{}", muc.domain);
         if leaving {
@@ -108,7 +107,6 @@ fn presence(s: &mut Session, el: Element, me: FullJid, room_name: &str, nick: &s
                 if room.occupants.len() >= config.max_occupants {
                     return Err(Condition::ServiceUnavailable);
                 }
-                let Some(handle) = handle.clone() else { return Ok(Vec::new()) };
                 let (affiliation, role) = if created {
                     (Affiliation::Owner, Role::Moderator)
                 } else {
@@ -126,6 +124,10 @@ fn presence(s: &mut Session, el: Element, me: FullJid, room_name: &str, nick: &s
             // The error comes from the occupant JID the client addressed (XEP-0045 §7.2.9).
             let mut reply = stanza::error_reply(&el, &StanzaError::new(condition));
             reply.set_attr("to", me.to_string());
+            // The MUC payload goes back too (XEP-0045 §7.2.9, RFC 6120 §8.3.1): clients match join errors by it.
+            for x in el.children().filter(|c| c.is("x", NS_MUC)) {
+                reply.push(x.clone());
+            }
             s.send(&reply);
             muc.with_rooms(|rooms| {
                 if rooms.get(room_name).is_some_and(|r| r.occupants.is_empty()) {
@@ -143,13 +145,14 @@ fn groupchat(s: &mut Session, el: Element, me: &FullJid, room_name: &str) {
     let ctx = s.ctx.clone();
     let history = ctx.config.muc.history;
     let out = ctx.muc.with_rooms(|rooms| {
-        let room = rooms.get_mut(room_name)?;
-        let i = room.by_jid(me)?;
-        Some(room.groupchat(i, el.clone(), history))
+        let room = rooms.get_mut(room_name).ok_or(Condition::ItemNotFound)?;
+        // Only occupants speak in a room (XEP-0045 §7.4).
+        let i = room.by_jid(me).ok_or(Condition::NotAcceptable)?;
+        Ok(room.groupchat(i, el.clone(), history))
     });
     match out {
-        Some(out) => deliver(out),
-        None => error(s, &el, Condition::NotAcceptable),
+        Ok(out) => deliver(out),
+        Err(condition) => error(s, &el, condition),
     }
 }
 

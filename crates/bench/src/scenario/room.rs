@@ -1,0 +1,141 @@
+//! `room`: K occupants join one XEP-0045 room (timed), then random occupants send S messages per second in total to
+//! it for D seconds; every message is reflected to all K occupants, so deliveries/s = S × K when the server keeps up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::traffic::{is_own_join, window, Directory};
+use super::{login_many, report_failures};
+use crate::client::Client;
+use crate::proc::ToolCpuUse;
+use crate::progress::{Printer, Progress};
+use crate::report::Report;
+use crate::stats::Summary;
+use crate::tls::tls_connector;
+use crate::{BenchError, Target};
+
+#[derive(Clone, Debug)]
+pub struct RoomOptions {
+    pub occupants: usize,
+    /// Messages per second sent to the room, all occupants together.
+    pub rate: f64,
+    pub duration: Duration,
+    pub concurrency: usize,
+    pub drain: Duration,
+    /// The room's bare JID.
+    pub room: String,
+    pub pid: Option<u32>,
+    pub show_progress: bool,
+}
+
+#[derive(Debug)]
+pub struct RoomResult {
+    pub occupants: usize,
+    pub login_failures: Vec<String>,
+    pub join_failures: Vec<String>,
+    pub join_time: Duration,
+    pub sent: u64,
+    pub deliveries: u64,
+    pub duration: Duration,
+    pub latency: Summary,
+    pub lost_sessions: Vec<String>,
+    pub server_cpu_pct: Option<f64>,
+    pub server_rss_kb: Option<u64>,
+    pub tool_cpu: ToolCpuUse,
+    pub offered_rate: f64,
+}
+
+impl RoomResult {
+    pub fn report(&self) -> Report {
+        let secs = self.duration.as_secs_f64();
+        let expected = self.sent * self.occupants as u64;
+        let mut r = Report::new("room");
+        r.int("occupants", self.occupants as u64, "");
+        report_failures(&mut r, "login_failures", &self.login_failures);
+        report_failures(&mut r, "join_failures", &self.join_failures);
+        r.float("join_time_s", self.join_time.as_secs_f64(), "s");
+        r.float("offered_rate", self.offered_rate, "msg/s");
+        r.int("sent", self.sent, "");
+        r.float("sent_per_sec", self.sent as f64 / secs, "msg/s");
+        r.int("deliveries", self.deliveries, "");
+        r.float("deliveries_per_sec", self.deliveries as f64 / secs, "/s");
+        r.int("undelivered", expected.saturating_sub(self.deliveries), "");
+        r.latency("latency", &self.latency);
+        r.opt_float("server_cpu_pct", self.server_cpu_pct, "%");
+        r.opt_int("server_rss_kb", self.server_rss_kb, "KiB");
+        report_failures(&mut r, "sessions_lost", &self.lost_sessions);
+        r.tool_cpu(&self.tool_cpu);
+        r
+    }
+}
+
+/// Sends the join and reads until the room reports this occupant in (its own presence, status 110).
+async fn join(mut client: Client, room: &str, nick: &str, timeout: Duration) -> Result<Client, String> {
+    client.outgoing.queue_join(room, nick);
+    let until = Instant::now() + timeout;
+    client.outgoing.write().await.map_err(|e| e.to_string())?;
+    loop {
+        let el = tokio::time::timeout_at(until, client.incoming.next_stanza())
+            .await
+            .map_err(|_| format!("{nick}: no join confirmation"))?
+            .map_err(|e| e.to_string())?;
+        if el.name() == "presence" && el.attr("type") == Some("error") {
+            return Err(format!("{nick}: join refused"));
+        }
+        if is_own_join(&el) {
+            return Ok(client);
+        }
+    }
+}
+
+pub async fn run(target: Arc<Target>, opts: &RoomOptions) -> Result<RoomResult, BenchError> {
+    if opts.occupants < 2 || opts.rate <= 0.0 || opts.duration.is_zero() {
+        return Err(BenchError("room needs --occupants >= 2, --rate > 0 and --duration > 0".into()));
+    }
+    let tls = tls_connector(target.tls_resumption);
+    let progress = Progress::new();
+    let _printer = Printer::start("room", progress.clone(), opts.show_progress);
+    let sessions = (0..opts.occupants).map(|i| (i, "bench".to_owned())).collect();
+    let logged = login_many(&target, &tls, sessions, opts.concurrency, &progress).await;
+    let started = Instant::now();
+    let mut joins = JoinSet::new();
+    for (slot, client) in logged.clients {
+        let room = opts.room.clone();
+        let wait = target.timeout;
+        joins.spawn(async move { join(client, &room, &format!("u{slot}"), wait).await.map(|c| (slot, c)) });
+    }
+    let mut occupants = Vec::new();
+    let mut join_failures = Vec::new();
+    while let Some(r) = joins.join_next().await {
+        match r {
+            Ok(Ok(c)) => occupants.push(c),
+            Ok(Err(e)) => join_failures.push(e),
+            Err(e) => join_failures.push(e.to_string()),
+        }
+    }
+    let join_time = started.elapsed();
+    if occupants.len() < 2 {
+        return Err(BenchError(format!("only {} occupants joined {}", occupants.len(), opts.room)));
+    }
+    let joined = occupants.len();
+    let directory = Directory::for_room(opts.occupants, opts.room.clone());
+    let w = window(occupants, directory, opts.rate, opts.duration, opts.drain, opts.pid, &progress).await;
+    Ok(RoomResult {
+        occupants: joined,
+        login_failures: logged.failures,
+        join_failures,
+        join_time,
+        sent: w.totals.sent,
+        deliveries: w.totals.delivered,
+        duration: opts.duration,
+        latency: w.totals.latencies.summary(),
+        lost_sessions: w.totals.lost_sessions,
+        server_cpu_pct: w.server_cpu_pct,
+        server_rss_kb: w.server_rss_kb,
+        tool_cpu: w.tool_cpu,
+        offered_rate: opts.rate,
+    })
+}
