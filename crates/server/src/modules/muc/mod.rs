@@ -36,9 +36,20 @@ impl Muc {
     }
 }
 
-fn deliver(out: Vec<Delivery>) {
+/// Queues each delivery to its session. Stanzas for `own` (the session doing the work, e.g. a joiner receiving
+/// every occupant's presence) are written by it directly: a burst larger than its queue must not drop its own
+/// join confirmation.
+fn deliver(own: Option<&mut Session>, out: Vec<Delivery>) {
+    let mut own = own;
     for (handle, el) in out {
-        let _ = handle.send(Outbound::Stanza(Arc::new(el)));
+        match own.as_deref_mut() {
+            Some(s) if s.id == handle.id => s.send(&el),
+            _ => {
+                if handle.send(Outbound::Stanza(Arc::new(el))).is_err() {
+                    tracing::debug!(session = handle.id, "room stanza dropped: occupant's queue is full");
+                }
+            }
+        }
     }
 }
 
@@ -119,7 +130,7 @@ fn presence(s: &mut Session, el: Element, me: FullJid, room_name: &str, nick: &s
         }
     });
     match result {
-        Ok(out) => deliver(out),
+        Ok(out) => deliver(Some(s), out),
         Err(condition) => {
             // The error comes from the occupant JID the client addressed (XEP-0045 §7.2.9).
             let mut reply = stanza::error_reply(&el, &StanzaError::new(condition));
@@ -151,7 +162,7 @@ fn groupchat(s: &mut Session, el: Element, me: &FullJid, room_name: &str) {
         Ok(room.groupchat(i, el.clone(), history))
     });
     match out {
-        Ok(out) => deliver(out),
+        Ok(out) => deliver(Some(s), out),
         Err(condition) => error(s, &el, condition),
     }
 }
@@ -170,7 +181,7 @@ fn private(s: &mut Session, mut el: Element, me: &FullJid, room_name: &str, nick
             el.set_attr("from", from);
             el.set_attr("to", to);
             el.push(Element::new("x", NS_USER));
-            deliver(vec![(handle, el)]);
+            deliver(Some(s), vec![(handle, el)]);
         }
         Some((None, _)) => error(s, &el, Condition::NotAcceptable),
         _ => error(s, &el, Condition::ItemNotFound),
@@ -247,7 +258,7 @@ pub fn session_ended(ctx: &Context, jid: &FullJid) {
         out
     });
     // The leaver's own copy goes nowhere: its session is gone.
-    deliver(out);
+    deliver(None, out);
 }
 
 /// Parses a JID addressed to the service into (room, nick).
