@@ -290,3 +290,25 @@ fn the_declared_content_namespace_is_reported() {
     assert_eq!(header(server).as_deref(), Some("jabber:server"));
     assert_eq!(header("<stream:stream xmlns:stream='http://etherx.jabber.org/streams'>"), None);
 }
+
+#[test]
+fn addressable_serialization_splices_the_recipient() {
+    let el = Element::new("message", ns::CLIENT)
+        .with_attr("from", "room@muc/a'b")
+        .with_attr("to", "ignored@x")
+        .with_attr("type", "groupchat")
+        .with_child(Element::new("body", ns::CLIENT).with_text("1 > 0 / 2"));
+    let (head, tail) = el.write_addressable(ns::CLIENT);
+    let mut out = head.clone();
+    out.extend_from_slice(b" to='bob@x/r'");
+    out.extend_from_slice(&tail);
+    let mut expected = Vec::new();
+    el.clone().with_attr("to", "bob@x/r").write_to(&mut expected, ns::CLIENT);
+    let mut stream = HEADER.as_bytes().to_vec();
+    stream.extend_from_slice(&out);
+    assert_eq!(read_all(&[&stream]).unwrap()[1], StreamEvent::Stanza(el.with_attr("to", "bob@x/r")));
+    // An empty element splits before its `/>`.
+    let (head, tail) = Element::new("presence", ns::CLIENT).with_attr("from", "a/b").write_addressable(ns::CLIENT);
+    assert_eq!((head.as_slice(), tail.as_slice()), (&b"<presence from='a/b'"[..], &b"/>"[..]));
+    assert!(!expected.is_empty());
+}

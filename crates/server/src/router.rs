@@ -12,12 +12,35 @@ use tokio::sync::mpsc;
 pub enum Outbound {
     /// Shared, so that one stanza sent to several resources is one allocation.
     Stanza(Arc<Element>),
+    /// One serialization for many recipients (room fan-out): written as its head, ` to='…'`, and its tail.
+    Addressed(Arc<Prepared>, Box<str>),
     /// A roster push (RFC 6121 §2.1.6): written only if the session has requested the roster.
     RosterPush(Arc<Element>),
     /// Another login bound the same resource: close with `<conflict/>` (RFC 6120 §7.7.2.2).
     Replaced,
     /// Messages were stored offline after this session became available: deliver them now.
     OfflineStored,
+}
+
+/// A stanza serialized once, without `to`, for many recipients.
+#[derive(Debug)]
+pub struct Prepared {
+    pub head: Vec<u8>,
+    pub tail: Vec<u8>,
+    /// The stanza itself, for the rare paths that keep stanzas as elements (CSI holding, a parked session).
+    pub element: Element,
+}
+
+impl Prepared {
+    pub fn new(element: Element) -> Prepared {
+        let (head, tail) = element.write_addressable(drupe_proto::ns::CLIENT);
+        Prepared { head, tail, element }
+    }
+
+    /// The stanza as addressed to one recipient.
+    pub fn to_element(&self, to: &str) -> Element {
+        self.element.clone().with_attr("to", to)
+    }
 }
 
 #[derive(Clone, Debug)]

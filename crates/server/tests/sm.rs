@@ -262,3 +262,32 @@ async fn a_server_ping_counts_as_a_stanza_and_silence_after_it_drops_the_connect
     let (_conn, answer) = resume(&server, "alice", &previd, h).await;
     assert!(answer.is("resumed", SM), "the session was parked for resumption: {}", answer.to_xml());
 }
+
+#[tokio::test]
+async fn room_messages_kept_for_resumption_are_delivered_once() {
+    let server = TestServer::start().await;
+    let room = common::muc::room("lobby");
+    let (mut alice, previd) = login_resumable(&server, "alice", "phone").await;
+    alice.join("lobby", "alice").await;
+    let mut bob = server.login("bob").await;
+    bob.join("lobby", "bob").await;
+    bob.send(format!("<message type='groupchat' to='{room}'><body>before</body></message>")).await;
+    alice.expect(|el| has_body(el, "before")).await;
+    // Unacknowledged (one shared serialization in alice's queue), then gone; more arrives during the gap.
+    let h = alice.received;
+    alice.drop_connection();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for body in ["gap-1", "gap-2"] {
+        bob.send(format!("<message type='groupchat' to='{room}'><body>{body}</body></message>")).await;
+    }
+    bob.sync().await;
+    let (conn, answer) = resume(&server, "alice", &previd, h.saturating_sub(1)).await;
+    assert!(answer.is("resumed", SM), "{}", answer.to_xml());
+    let jid = format!("{}/phone", bare("alice"));
+    let got = Client::bound(conn, "alice", &jid).collect(QUIET).await;
+    let bodies = bodies(&got);
+    assert_eq!(bodies, ["before", "gap-1", "gap-2"], "each exactly once, in order");
+    for el in got.iter().filter(|el| is_message(el)) {
+        assert_eq!(el.attr("to"), Some(jid.as_str()), "{}", el.to_xml());
+    }
+}

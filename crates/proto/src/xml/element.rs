@@ -186,6 +186,31 @@ impl Element {
         out.push(b'>');
     }
 
+    /// Serializes once for many recipients: the start tag up to (not including) its end, without any `to`
+    /// attribute, and the rest. A writer sends `head`, ` to='…'` for one recipient, then `tail`.
+    pub fn write_addressable(&self, parent_ns: &str) -> (Vec<u8>, Vec<u8>) {
+        let mut bare = self.clone();
+        bare.remove_attr("to");
+        let mut all = Vec::new();
+        bare.write_to(&mut all, parent_ns);
+        // The start tag ends at the first `>` or `/>` outside attribute values; values are quoted with `'` and
+        // cannot contain it unescaped.
+        let mut in_value = false;
+        let mut split = all.len();
+        for (i, &b) in all.iter().enumerate() {
+            match b {
+                b'\'' => in_value = !in_value,
+                b'>' | b'/' if !in_value => {
+                    split = i;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let tail = all.split_off(split);
+        (all, tail)
+    }
+
     /// Serialization as a standalone document fragment (namespace always declared).
     pub fn to_xml(&self) -> String {
         let mut out = Vec::new();

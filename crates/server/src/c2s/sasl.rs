@@ -251,8 +251,8 @@ impl Session {
             success.push(el);
         }
         self.send(&success);
-        for el in resend {
-            self.send_shared(el);
+        for sent in resend {
+            self.resend(sent);
         }
         if self.jid.is_none() {
             // No restart in SASL2: the post-authentication features follow directly (bind etc.).

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::sm::{Detached, StreamManagement, Takeover};
+use super::sm::{Detached, Sent, StreamManagement, Takeover};
 use super::transport::Transport;
 use crate::context::Context;
 use crate::modules;
@@ -310,7 +310,7 @@ impl Session {
         el.write_to(&mut self.out, ns::CLIENT);
         if let Some(sm) = self.sm.as_mut() {
             if stanza::kind(el).is_some() {
-                sm.unacked.push_back(Arc::new(el.clone()));
+                sm.unacked.push_back(Sent::Element(Arc::new(el.clone())));
             }
         }
     }
@@ -320,8 +320,28 @@ impl Session {
         el.write_to(&mut self.out, ns::CLIENT);
         if let Some(sm) = self.sm.as_mut() {
             if stanza::kind(&el).is_some() {
-                sm.unacked.push_back(el);
+                sm.unacked.push_back(Sent::Element(el));
             }
+        }
+    }
+
+    /// Writes a stanza serialized once for many recipients, with this session's `to` spliced in.
+    pub fn send_addressed(&mut self, p: Arc<crate::router::Prepared>, to: Box<str>) {
+        self.out.extend_from_slice(&p.head);
+        self.out.extend_from_slice(b" to='");
+        drupe_proto::xml::escape_attr(&mut self.out, &to);
+        self.out.push(b'\'');
+        self.out.extend_from_slice(&p.tail);
+        if let Some(sm) = self.sm.as_mut() {
+            sm.unacked.push_back(Sent::Addressed(p, to));
+        }
+    }
+
+    /// Sends again what stream management kept.
+    pub(super) fn resend(&mut self, sent: Sent) {
+        match sent {
+            Sent::Element(el) => self.send_shared(el),
+            Sent::Addressed(p, to) => self.send_addressed(p, to),
         }
     }
 
@@ -361,6 +381,9 @@ impl Session {
     fn outbound(&mut self, o: Outbound) -> Result<(), StreamError> {
         match o {
             Outbound::Stanza(el) => self.csi_send(el),
+            // While inactive (CSI), stanzas are held as elements; otherwise the shared serialization is written.
+            Outbound::Addressed(p, to) if self.csi.is_some() => self.csi_send(Arc::new(p.to_element(&to))),
+            Outbound::Addressed(p, to) => self.send_addressed(p, to),
             Outbound::RosterPush(el) => {
                 if self.roster_requested {
                     self.send_shared(el)
@@ -413,6 +436,7 @@ impl Session {
                 },
                 o = recv(&mut self.rx) => match o {
                     Some(Outbound::Stanza(el)) => held.push(el),
+                    Some(Outbound::Addressed(p, to)) => held.push(Arc::new(p.to_element(&to))),
                     Some(Outbound::RosterPush(el)) if self.roster_requested => held.push(el),
                     Some(Outbound::RosterPush(_) | Outbound::OfflineStored) => {}
                     Some(Outbound::Replaced) => {
@@ -483,7 +507,7 @@ impl Session {
             }
             // Unacknowledged and held stanzas are undeliverable here: route them again (XEP-0198 §5).
             let mut undelivered: Vec<Element> =
-                self.sm.take().map(|sm| sm.unacked.into_iter().map(Arc::unwrap_or_clone).collect()).unwrap_or_default();
+                self.sm.take().map(|sm| sm.unacked.into_iter().map(Sent::into_element).collect()).unwrap_or_default();
             undelivered.extend(held.into_iter().map(Arc::unwrap_or_clone));
             let pending = self.rx.take();
             if self.replaced {

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::session::Session;
 use crate::context::random_token;
-use crate::router::Outbound;
+use crate::router::{Outbound, Prepared};
 
 pub const NS: &str = "urn:xmpp:sm:3";
 
@@ -31,7 +31,7 @@ pub struct StreamManagement {
     /// The last `h` the client acknowledged, modulo 2^32.
     pub acked: u32,
     /// Stanzas sent and not yet acknowledged, oldest first.
-    pub unacked: VecDeque<Arc<Element>>,
+    pub unacked: VecDeque<Sent>,
     /// One of our `<r/>` is outstanding.
     pub requested: bool,
 }
@@ -47,6 +47,23 @@ impl StreamManagement {
         self.acked = h;
         self.requested = false;
         Ok(())
+    }
+}
+
+/// A stanza kept for resending: as sent to this session (shared element or shared serialization).
+#[derive(Debug, Clone)]
+pub enum Sent {
+    Element(Arc<Element>),
+    Addressed(Arc<Prepared>, Box<str>),
+}
+
+impl Sent {
+    /// The stanza as an element (for routing it again when nobody resumes).
+    pub fn into_element(self) -> Element {
+        match self {
+            Sent::Element(el) => Arc::unwrap_or_clone(el),
+            Sent::Addressed(p, to) => p.to_element(&to),
+        }
     }
 }
 
@@ -160,8 +177,8 @@ impl Session {
         match self.sm_take_over(el).await? {
             Ok((resumed, resend)) => {
                 self.send(&resumed);
-                for el in resend {
-                    self.send_shared(el);
+                for sent in resend {
+                    self.resend(sent);
                 }
             }
             Err(failed) => self.send(&failed),
@@ -174,7 +191,7 @@ impl Session {
     pub(super) async fn sm_take_over(
         &mut self,
         el: &Element,
-    ) -> Result<Result<(Element, Vec<Arc<Element>>), Element>, StreamError> {
+    ) -> Result<Result<(Element, Vec<Sent>), Element>, StreamError> {
         let (Some(previd), Some(h)) = (el.attr("previd"), parse_h(el)) else {
             return Ok(Err(failed("bad-request")));
         };
@@ -205,8 +222,8 @@ impl Session {
         self.directed = d.directed;
         self.set_queue(d.rx);
         let inbound = d.sm.inbound;
-        let mut resend: Vec<Arc<Element>> = d.sm.unacked.drain(..).collect();
-        resend.extend(d.held);
+        let mut resend: Vec<Sent> = d.sm.unacked.drain(..).collect();
+        resend.extend(d.held.into_iter().map(Sent::Element));
         self.sm = Some(d.sm);
         let resumed = Element::new("resumed", NS).with_attr("previd", previd).with_attr("h", inbound.to_string());
         Ok(Ok((resumed, resend)))
@@ -220,7 +237,7 @@ mod tests {
     fn sm_with(acked: u32, unacked: usize) -> StreamManagement {
         let mut sm = StreamManagement { acked, ..Default::default() };
         for _ in 0..unacked {
-            sm.unacked.push_back(Arc::new(Element::new("message", drupe_proto::ns::CLIENT)));
+            sm.unacked.push_back(Sent::Element(Arc::new(Element::new("message", drupe_proto::ns::CLIENT))));
         }
         sm
     }

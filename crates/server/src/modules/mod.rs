@@ -90,8 +90,10 @@ pub async fn session_ended(s: &mut Session, pending: Option<mpsc::Receiver<Outbo
     if let Some(mut rx) = pending {
         rx.close();
         while let Ok(o) = rx.try_recv() {
-            if let Outbound::Stanza(el) = o {
-                messages.push(std::sync::Arc::unwrap_or_clone(el));
+            match o {
+                Outbound::Stanza(el) => messages.push(std::sync::Arc::unwrap_or_clone(el)),
+                Outbound::Addressed(p, to) => messages.push(p.to_element(&to)),
+                _ => {}
             }
         }
     }

@@ -14,7 +14,7 @@ use drupe_proto::error::{Condition, StanzaError};
 use drupe_proto::xml::Element;
 use drupe_proto::{ns, stanza, FullJid, Jid};
 
-use self::room::{Affiliation, Delivery, Occupant, Role, Room, NS_MUC, NS_USER};
+use self::room::{Affiliation, Delivery, Occupant, Payload, Role, Room, NS_MUC, NS_USER};
 use crate::c2s::Session;
 use crate::context::Context;
 use crate::router::Outbound;
@@ -41,11 +41,16 @@ impl Muc {
 /// join confirmation.
 fn deliver(own: Option<&mut Session>, out: Vec<Delivery>) {
     let mut own = own;
-    for (handle, el) in out {
-        match own.as_deref_mut() {
-            Some(s) if s.id == handle.id => s.send(&el),
-            _ => {
-                if handle.send(Outbound::Stanza(Arc::new(el))).is_err() {
+    for (handle, payload) in out {
+        match (own.as_deref_mut(), payload) {
+            (Some(s), Payload::One(el)) if s.id == handle.id => s.send(&el),
+            (Some(s), Payload::Shared(p, to)) if s.id == handle.id => s.send_addressed(p, to),
+            (_, payload) => {
+                let outbound = match payload {
+                    Payload::One(el) => Outbound::Stanza(Arc::new(el)),
+                    Payload::Shared(p, to) => Outbound::Addressed(p, to),
+                };
+                if handle.send(outbound).is_err() {
                     tracing::debug!(session = handle.id, "room stanza dropped: occupant's queue is full");
                 }
             }
@@ -181,7 +186,7 @@ fn private(s: &mut Session, mut el: Element, me: &FullJid, room_name: &str, nick
             el.set_attr("from", from);
             el.set_attr("to", to);
             el.push(Element::new("x", NS_USER));
-            deliver(Some(s), vec![(handle, el)]);
+            deliver(Some(s), vec![(handle, Payload::One(el))]);
         }
         Some((None, _)) => error(s, &el, Condition::NotAcceptable),
         _ => error(s, &el, Condition::ItemNotFound),

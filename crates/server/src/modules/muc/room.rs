@@ -6,7 +6,9 @@ use std::collections::VecDeque;
 use drupe_proto::xml::Element;
 use drupe_proto::{ns, FullJid};
 
-use crate::router::SessionHandle;
+use std::sync::Arc;
+
+use crate::router::{Prepared, SessionHandle};
 
 pub const NS_MUC: &str = "http://jabber.org/protocol/muc";
 pub const NS_USER: &str = "http://jabber.org/protocol/muc#user";
@@ -51,8 +53,14 @@ pub struct Occupant {
     pub presence: Element,
 }
 
+/// What one occupant's session gets: its own element, or the room's one serialization of a message.
+pub enum Payload {
+    One(Element),
+    Shared(Arc<Prepared>, Box<str>),
+}
+
 /// A stanza for one occupant's session.
-pub type Delivery = (SessionHandle, Element);
+pub type Delivery = (SessionHandle, Payload);
 
 pub struct Room {
     /// The room's bare JID.
@@ -113,7 +121,7 @@ impl Room {
     /// Occupant `i`'s presence to everyone, each copy addressed to its viewer.
     fn broadcast_presence(&self, i: usize, kind: Option<&str>, codes: &[u16], nick: Option<&str>) -> Vec<Delivery> {
         (0..self.occupants.len())
-            .map(|v| (self.occupants[v].handle.clone(), self.presence_of(i, v, kind, codes, nick)))
+            .map(|v| (self.occupants[v].handle.clone(), Payload::One(self.presence_of(i, v, kind, codes, nick))))
             .collect()
     }
 
@@ -124,12 +132,12 @@ impl Room {
         let me = self.occupants.len() - 1;
         let handle = self.occupants[me].handle.clone();
         let mut out: Vec<Delivery> =
-            (0..me).map(|i| (handle.clone(), self.presence_of(i, me, None, &[], None))).collect();
+            (0..me).map(|i| (handle.clone(), Payload::One(self.presence_of(i, me, None, &[], None)))).collect();
         out.extend(self.broadcast_presence(me, None, if created { &[201] } else { &[] }, None));
         let to = self.occupants[me].jid.to_string();
         let skip = self.history.len().saturating_sub(max_history);
         for m in self.history.iter().skip(skip) {
-            out.push((handle.clone(), m.clone().with_attr("to", to.as_str())));
+            out.push((handle.clone(), Payload::One(m.clone().with_attr("to", to.as_str()))));
         }
         let subject = self.subject.clone().unwrap_or_else(|| {
             Element::new("message", ns::CLIENT)
@@ -137,7 +145,7 @@ impl Room {
                 .with_attr("type", "groupchat")
                 .with_child(Element::new("subject", ns::CLIENT))
         });
-        out.push((handle, subject.with_attr("to", to)));
+        out.push((handle, Payload::One(subject.with_attr("to", to))));
         out
     }
 
@@ -178,6 +186,11 @@ impl Room {
                 self.history.pop_front();
             }
         }
-        self.occupants.iter().map(|o| (o.handle.clone(), message.clone().with_attr("to", o.jid.to_string()))).collect()
+        // Serialized once; each occupant's session only splices in its own `to`.
+        let shared = Arc::new(Prepared::new(message));
+        self.occupants
+            .iter()
+            .map(|o| (o.handle.clone(), Payload::Shared(shared.clone(), o.jid.to_string().into())))
+            .collect()
     }
 }
