@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::sm::{Detached, Sent, StreamManagement, Takeover};
+use super::sm::{Sent, StreamManagement, Takeover};
 use super::transport::Transport;
 use crate::context::Context;
 use crate::modules;
@@ -61,7 +61,7 @@ pub struct Session {
     pub(super) header_sent: bool,
     pub(super) sasl: Option<super::sasl::Exchange>,
     pub(super) auth_failures: u32,
-    rx: Option<mpsc::Receiver<Outbound>>,
+    pub(super) rx: Option<mpsc::Receiver<Outbound>>,
     closing: bool,
     /// The account, once authenticated.
     pub user: Option<String>,
@@ -82,7 +82,7 @@ pub struct Session {
     /// XEP-0352: `Some` while the client is inactive, with what is held back.
     pub(super) csi: Option<super::csi::Held>,
     /// Another session bound our resource: it now owns the full JID and its presence.
-    replaced: bool,
+    pub(super) replaced: bool,
     /// Offline messages arrived after our initial flush (see `Outbound::OfflineStored`).
     offline_pending: bool,
 }
@@ -403,57 +403,6 @@ impl Session {
         self.rx = rx;
     }
 
-    fn resumable(&self) -> bool {
-        self.sm.as_ref().is_some_and(|sm| sm.id.is_some()) && self.jid.is_some()
-    }
-
-    /// Packs the state a resuming connection takes over.
-    fn detach(&mut self, held: Vec<Arc<Element>>) -> Option<Detached> {
-        Some(Detached {
-            id: self.id,
-            jid: self.jid.take()?,
-            rx: self.rx.take(),
-            presence: self.presence.take(),
-            roster_requested: self.roster_requested,
-            offline_delivered: self.offline_delivered,
-            directed: std::mem::take(&mut self.directed),
-            sm: self.sm.take()?,
-            held,
-        })
-    }
-
-    /// The connection dropped but the client may resume (XEP-0198 §5): keep the binding and collect what arrives
-    /// until it does, the resumption timeout passes, or another login takes the resource.
-    async fn park(&mut self) -> (Option<Takeover>, Vec<Arc<Element>>) {
-        let deadline = tokio::time::sleep(Duration::from_secs(self.ctx.config.sm.resume_timeout_secs));
-        tokio::pin!(deadline);
-        let mut held = Vec::new();
-        loop {
-            tokio::select! {
-                t = recv(&mut self.takeover) => match t {
-                    Some(t) => return (Some(t), held),
-                    None => return (None, held),
-                },
-                o = recv(&mut self.rx) => match o {
-                    Some(Outbound::Stanza(el)) => held.push(el),
-                    Some(Outbound::Addressed(p, to)) => held.push(Arc::new(p.to_element(&to))),
-                    Some(Outbound::RosterPush(el)) if self.roster_requested => held.push(el),
-                    Some(Outbound::RosterPush(_) | Outbound::OfflineStored) => {}
-                    Some(Outbound::Replaced) => {
-                        self.replaced = true;
-                        return (None, held);
-                    }
-                    None => self.rx = None,
-                },
-                _ = &mut deadline => return (None, held),
-                _ = self.ctx.shutdown.cancelled() => return (None, held),
-            }
-            if held.len() > self.ctx.config.sm.max_unacked {
-                return (None, held);
-            }
-        }
-    }
-
     async fn finish(&mut self, end: End) {
         let mut held = Vec::new();
         let end = match end {
@@ -520,7 +469,7 @@ impl Session {
     }
 }
 
-async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+pub(super) async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

@@ -15,7 +15,7 @@ use drupe_proto::xml::Element;
 use drupe_proto::FullJid;
 use tokio::sync::{mpsc, oneshot};
 
-use super::session::Session;
+use super::session::{recv, Session};
 use crate::context::random_token;
 use crate::router::{Outbound, Prepared};
 
@@ -227,6 +227,59 @@ impl Session {
         self.sm = Some(d.sm);
         let resumed = Element::new("resumed", NS).with_attr("previd", previd).with_attr("h", inbound.to_string());
         Ok(Ok((resumed, resend)))
+    }
+}
+
+impl Session {
+    pub(super) fn resumable(&self) -> bool {
+        self.sm.as_ref().is_some_and(|sm| sm.id.is_some()) && self.jid.is_some()
+    }
+
+    /// Packs the state a resuming connection takes over.
+    pub(super) fn detach(&mut self, held: Vec<Arc<Element>>) -> Option<Detached> {
+        Some(Detached {
+            id: self.id,
+            jid: self.jid.take()?,
+            rx: self.rx.take(),
+            presence: self.presence.take(),
+            roster_requested: self.roster_requested,
+            offline_delivered: self.offline_delivered,
+            directed: std::mem::take(&mut self.directed),
+            sm: self.sm.take()?,
+            held,
+        })
+    }
+
+    /// The connection dropped but the client may resume (XEP-0198 §5): keep the binding and collect what arrives
+    /// until it does, the resumption timeout passes, or another login takes the resource.
+    pub(super) async fn park(&mut self) -> (Option<Takeover>, Vec<Arc<Element>>) {
+        let deadline = tokio::time::sleep(Duration::from_secs(self.ctx.config.sm.resume_timeout_secs));
+        tokio::pin!(deadline);
+        let mut held = Vec::new();
+        loop {
+            tokio::select! {
+                t = recv(&mut self.takeover) => match t {
+                    Some(t) => return (Some(t), held),
+                    None => return (None, held),
+                },
+                o = recv(&mut self.rx) => match o {
+                    Some(Outbound::Stanza(el)) => held.push(el),
+                    Some(Outbound::Addressed(p, to)) => held.push(Arc::new(p.to_element(&to))),
+                    Some(Outbound::RosterPush(el)) if self.roster_requested => held.push(el),
+                    Some(Outbound::RosterPush(_) | Outbound::OfflineStored) => {}
+                    Some(Outbound::Replaced) => {
+                        self.replaced = true;
+                        return (None, held);
+                    }
+                    None => self.rx = None,
+                },
+                _ = &mut deadline => return (None, held),
+                _ = self.ctx.shutdown.cancelled() => return (None, held),
+            }
+            if held.len() > self.ctx.config.sm.max_unacked {
+                return (None, held);
+            }
+        }
     }
 }
 
