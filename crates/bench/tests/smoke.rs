@@ -110,10 +110,10 @@ async fn login_and_chat_against_drupe() {
     assert_eq!(r.users_online, 3);
     assert!(r.sent >= 20 && r.sent <= 40, "sent {} at 30/s for 1 s", r.sent);
     assert_eq!((r.delivered, r.undelivered, r.errors), (r.sent, 0, 0));
-    assert!(r.lost_sessions.is_empty(), "{:?}", r.lost_sessions);
-    assert_eq!(r.latency.count, r.sent);
-    assert!(r.latency.p50_ms > 0.0 && r.latency.p99_ms < 5_000.0, "{:?}", r.latency);
-    assert!(r.server_rss_kb.unwrap() > 1000);
+    assert!(r.measured.lost_sessions.is_empty(), "{:?}", r.measured.lost_sessions);
+    assert_eq!(r.measured.latency.count, r.sent);
+    assert!(r.measured.latency.p50_ms > 0.0 && r.measured.latency.p99_ms < 5_000.0, "{:?}", r.measured.latency);
+    assert!(r.measured.server_rss_kb.unwrap() > 1000);
     let json = r.report().to_json();
     assert!(json.contains("\"undelivered\":0"), "{json}");
 }

@@ -4,12 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::traffic::{window, Directory};
+use super::traffic::{window, Directory, Measured};
 use super::{login_many, report_failures};
-use crate::proc::ToolCpuUse;
 use crate::progress::{Printer, Progress};
 use crate::report::Report;
-use crate::stats::Summary;
 use crate::tls::tls_connector;
 use crate::{BenchError, Target};
 
@@ -38,11 +36,7 @@ pub struct ChatResult {
     /// Sent and not delivered by the end of the drain time (bounces included).
     pub undelivered: u64,
     pub duration: Duration,
-    pub latency: Summary,
-    pub lost_sessions: Vec<String>,
-    pub server_cpu_pct: Option<f64>,
-    pub server_rss_kb: Option<u64>,
-    pub tool_cpu: ToolCpuUse,
+    pub measured: Measured,
     pub offered_rate: f64,
 }
 
@@ -68,11 +62,7 @@ impl ChatResult {
         r.int("undelivered", self.undelivered, "");
         r.float("loss_pct", if self.sent > 0 { 100.0 * self.undelivered as f64 / self.sent as f64 } else { 0.0 }, "%");
         r.int("bounced", self.errors, "");
-        r.latency("latency", &self.latency);
-        r.opt_float("server_cpu_pct", self.server_cpu_pct, "%");
-        r.opt_int("server_rss_kb", self.server_rss_kb, "KiB");
-        report_failures(&mut r, "sessions_lost", &self.lost_sessions);
-        r.tool_cpu(&self.tool_cpu);
+        self.measured.report_into(&mut r);
         if self.sent_per_sec() < 0.95 * self.offered_rate {
             r.warn(format!(
                 "sent {:.0} msg/s of the {:.0} offered: the tool or the server's TCP backpressure held senders back",
@@ -107,20 +97,15 @@ pub async fn run(target: Arc<Target>, opts: &ChatOptions) -> Result<ChatResult, 
     }
     let online = logged.clients.len();
     let w = window(logged.clients, directory, opts.rate, opts.duration, opts.drain, opts.pid, &progress).await;
-    let totals = w.totals;
     Ok(ChatResult {
         users_online: online,
         login_failures: logged.failures,
-        sent: totals.sent,
-        delivered: totals.delivered,
-        errors: totals.errors,
-        undelivered: totals.undelivered(),
+        sent: w.sent,
+        delivered: w.delivered,
+        errors: w.errors,
+        undelivered: w.undelivered,
         duration: opts.duration,
-        latency: totals.latencies.summary(),
-        lost_sessions: totals.lost_sessions,
-        server_cpu_pct: w.server_cpu_pct,
-        server_rss_kb: w.server_rss_kb,
-        tool_cpu: w.tool_cpu,
+        measured: w.measured,
         offered_rate: opts.rate,
     })
 }

@@ -10,10 +10,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::traffic::{converse, Directory, Outcome, Schedule, Totals};
+use super::traffic::{converse, Directory, Measured, Outcome, Schedule, Totals};
 use super::{drain, report_failures};
 use crate::client;
-use crate::proc::{rss_kb, CpuWatch, ToolCpu, ToolCpuUse};
+use crate::proc::{rss_kb, CpuWatch, ToolCpu};
 use crate::progress::{Printer, Progress};
 use crate::report::Report;
 use crate::stats::{Samples, Summary};
@@ -43,11 +43,7 @@ pub struct LanyingResult {
     pub errors: u64,
     /// Sent and not delivered by the end of the drain time (bounces included).
     pub undelivered: u64,
-    pub latency: Summary,
-    pub lost_sessions: Vec<String>,
-    pub server_cpu_pct: Option<f64>,
-    pub server_rss_kb: Option<u64>,
-    pub tool_cpu: ToolCpuUse,
+    pub measured: Measured,
 }
 
 impl LanyingResult {
@@ -61,11 +57,7 @@ impl LanyingResult {
         r.int("delivered", self.delivered, "");
         r.int("undelivered", self.undelivered, "");
         r.int("bounced", self.errors, "");
-        r.latency("latency", &self.latency);
-        r.opt_float("server_cpu_pct", self.server_cpu_pct, "%");
-        r.opt_int("server_rss_kb", self.server_rss_kb, "KiB");
-        report_failures(&mut r, "sessions_lost", &self.lost_sessions);
-        r.tool_cpu(&self.tool_cpu);
+        self.measured.report_into(&mut r);
         r
     }
 }
@@ -146,10 +138,12 @@ pub async fn run(target: Arc<Target>, opts: &LanyingOptions) -> Result<LanyingRe
         delivered: totals.delivered,
         errors: totals.errors,
         undelivered: totals.undelivered(),
-        latency: totals.latencies.summary(),
-        lost_sessions: totals.lost_sessions,
-        server_cpu_pct,
-        server_rss_kb,
-        tool_cpu,
+        measured: Measured {
+            latency: totals.latencies.summary(),
+            lost_sessions: totals.lost_sessions,
+            server_cpu_pct,
+            server_rss_kb,
+            tool_cpu,
+        },
     })
 }

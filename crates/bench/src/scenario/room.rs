@@ -7,13 +7,11 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::traffic::{is_own_join, window, Directory};
+use super::traffic::{is_own_join, window, Directory, Measured};
 use super::{login_many, report_failures};
 use crate::client::Client;
-use crate::proc::ToolCpuUse;
 use crate::progress::{Printer, Progress};
 use crate::report::Report;
-use crate::stats::Summary;
 use crate::tls::tls_connector;
 use crate::{BenchError, Target};
 
@@ -40,11 +38,7 @@ pub struct RoomResult {
     pub sent: u64,
     pub deliveries: u64,
     pub duration: Duration,
-    pub latency: Summary,
-    pub lost_sessions: Vec<String>,
-    pub server_cpu_pct: Option<f64>,
-    pub server_rss_kb: Option<u64>,
-    pub tool_cpu: ToolCpuUse,
+    pub measured: Measured,
     pub offered_rate: f64,
 }
 
@@ -63,11 +57,7 @@ impl RoomResult {
         r.int("deliveries", self.deliveries, "");
         r.float("deliveries_per_sec", self.deliveries as f64 / secs, "/s");
         r.int("undelivered", expected.saturating_sub(self.deliveries), "");
-        r.latency("latency", &self.latency);
-        r.opt_float("server_cpu_pct", self.server_cpu_pct, "%");
-        r.opt_int("server_rss_kb", self.server_rss_kb, "KiB");
-        report_failures(&mut r, "sessions_lost", &self.lost_sessions);
-        r.tool_cpu(&self.tool_cpu);
+        self.measured.report_into(&mut r);
         r
     }
 }
@@ -128,14 +118,10 @@ pub async fn run(target: Arc<Target>, opts: &RoomOptions) -> Result<RoomResult, 
         login_failures: logged.failures,
         join_failures,
         join_time,
-        sent: w.totals.sent,
-        deliveries: w.totals.delivered,
+        sent: w.sent,
+        deliveries: w.delivered,
         duration: opts.duration,
-        latency: w.totals.latencies.summary(),
-        lost_sessions: w.totals.lost_sessions,
-        server_cpu_pct: w.server_cpu_pct,
-        server_rss_kb: w.server_rss_kb,
-        tool_cpu: w.tool_cpu,
+        measured: w.measured,
         offered_rate: opts.rate,
     })
 }

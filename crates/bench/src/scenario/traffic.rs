@@ -212,12 +212,33 @@ impl Totals {
     }
 }
 
-/// What [`window`] measured.
-pub struct Window {
-    pub totals: Totals,
+/// What every traffic scenario (chat, room, lanying) measures besides its own counts.
+#[derive(Debug)]
+pub struct Measured {
+    pub latency: crate::stats::Summary,
+    pub lost_sessions: Vec<String>,
     pub server_cpu_pct: Option<f64>,
     pub server_rss_kb: Option<u64>,
     pub tool_cpu: crate::proc::ToolCpuUse,
+}
+
+impl Measured {
+    pub fn report_into(&self, r: &mut crate::report::Report) {
+        r.latency("latency", &self.latency);
+        r.opt_float("server_cpu_pct", self.server_cpu_pct, "%");
+        r.opt_int("server_rss_kb", self.server_rss_kb, "KiB");
+        super::report_failures(r, "sessions_lost", &self.lost_sessions);
+        r.tool_cpu(&self.tool_cpu);
+    }
+}
+
+/// What [`window`] counted and measured.
+pub struct Window {
+    pub sent: u64,
+    pub delivered: u64,
+    pub errors: u64,
+    pub undelivered: u64,
+    pub measured: Measured,
 }
 
 /// Runs the sending window shared by `chat` and `room`: every client sends `rate / clients` messages per second
@@ -258,5 +279,17 @@ pub async fn window(
             Err(e) => totals.lost_sessions.push(format!("client task: {e}")),
         }
     }
-    Window { totals, server_cpu_pct, server_rss_kb, tool_cpu }
+    Window {
+        sent: totals.sent,
+        delivered: totals.delivered,
+        errors: totals.errors,
+        undelivered: totals.undelivered(),
+        measured: Measured {
+            latency: totals.latencies.summary(),
+            lost_sessions: totals.lost_sessions,
+            server_cpu_pct,
+            server_rss_kb,
+            tool_cpu,
+        },
+    }
 }
