@@ -138,12 +138,6 @@ pub async fn run(target: Arc<Target>, opts: &LanyingOptions) -> Result<LanyingRe
         delivered: totals.delivered,
         errors: totals.errors,
         undelivered: totals.undelivered(),
-        measured: Measured {
-            latency: totals.latencies.summary(),
-            lost_sessions: totals.lost_sessions,
-            server_cpu_pct,
-            server_rss_kb,
-            tool_cpu,
-        },
+        measured: totals.measured(server_cpu_pct, server_rss_kb, tool_cpu),
     })
 }

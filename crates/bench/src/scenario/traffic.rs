@@ -210,6 +210,22 @@ impl Totals {
     pub fn undelivered(&self) -> u64 {
         self.sent.saturating_sub(self.delivered)
     }
+
+    /// The latencies and lost sessions, with what was read of the server and the tool over the same run.
+    pub fn measured(
+        &mut self,
+        server_cpu_pct: Option<f64>,
+        server_rss_kb: Option<u64>,
+        tool_cpu: crate::proc::ToolCpuUse,
+    ) -> Measured {
+        Measured {
+            latency: self.latencies.summary(),
+            lost_sessions: std::mem::take(&mut self.lost_sessions),
+            server_cpu_pct,
+            server_rss_kb,
+            tool_cpu,
+        }
+    }
 }
 
 /// What every traffic scenario (chat, room, lanying) measures besides its own counts.
@@ -279,17 +295,12 @@ pub async fn window(
             Err(e) => totals.lost_sessions.push(format!("client task: {e}")),
         }
     }
+    let measured = totals.measured(server_cpu_pct, server_rss_kb, tool_cpu);
     Window {
         sent: totals.sent,
         delivered: totals.delivered,
         errors: totals.errors,
         undelivered: totals.undelivered(),
-        measured: Measured {
-            latency: totals.latencies.summary(),
-            lost_sessions: totals.lost_sessions,
-            server_cpu_pct,
-            server_rss_kb,
-            tool_cpu,
-        },
+        measured,
     }
 }
