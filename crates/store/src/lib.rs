@@ -9,6 +9,8 @@
 
 mod archive;
 mod error;
+mod muc;
+mod pubsub;
 pub mod sqlite;
 
 use std::path::Path;

@@ -124,6 +124,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (owner, user_agent)
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 4: XEP-0045 persistent rooms, their configuration and affiliations, and room archives.
+    super::muc::MIGRATION,
+    // 5: XEP-0060/0163 PubSub nodes and items (PEP), and XEP-0054 vcard-temp.
+    super::pubsub::MIGRATION,
 ];
 
 /// Brings the database up to [`SCHEMA_VERSION`], one transaction per migration.

@@ -13,7 +13,9 @@ mod blocking;
 mod checkpoint;
 mod fast;
 mod migrations;
+mod muc;
 mod offline;
+mod pubsub;
 mod roster;
 mod writer;
 
