@@ -76,6 +76,9 @@ enum Scenario {
         /// Seconds to hold the sessions once all are online.
         #[arg(long, default_value_t = 5.0)]
         hold: f64,
+        /// Measure at these session counts (ascending, e.g. 1000,5000,19000); the last replaces --sessions.
+        #[arg(long, value_delimiter = ',')]
+        steps: Vec<usize>,
     },
     /// N complete logins (connect, STARTTLS, SASL, bind, presence, close).
     Login {
@@ -179,9 +182,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let (pid, show) = (c.pid, show_progress);
     let report: Report = runtime.block_on(async {
         Ok::<_, anyhow::Error>(match cli.scenario {
-            Scenario::Idle { sessions, accounts, concurrency, hold } => {
+            Scenario::Idle { sessions, accounts, concurrency, hold, steps } => {
+                if !steps.is_empty() && (steps.windows(2).any(|w| w[0] >= w[1]) || steps[0] == 0) {
+                    anyhow::bail!("--steps must be ascending session counts above 0");
+                }
                 let opts = idle::IdleOptions {
-                    sessions,
+                    sessions: steps.last().copied().unwrap_or(sessions),
+                    steps,
                     accounts,
                     concurrency,
                     hold: secs(hold, "hold")?,

@@ -1,5 +1,6 @@
 //! `idle`: N authenticated sessions with presence, held open; the server's resident memory before, while held,
-//! and after they close, and the memory each idle session costs.
+//! and after they close, and the memory each idle session costs. With `--steps 1000,5000,19000` the sessions
+//! arrive in stages and each stage reports the server's memory and CPU per session (the growth curve).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use tokio::task::JoinSet;
 
 use super::{login_many, report_failures};
 use crate::client::Client;
-use crate::proc::{rss_kb, CpuWatch, ToolCpu, ToolCpuUse};
+use crate::proc::{cpu_secs, rss_kb, CpuWatch, ToolCpu, ToolCpuUse};
 use crate::progress::{Printer, Progress};
 use crate::report::Report;
 use crate::stats::Summary;
@@ -26,6 +27,19 @@ pub struct IdleOptions {
     pub hold: Duration,
     pub pid: Option<u32>,
     pub show_progress: bool,
+    /// Session counts at which to measure (ascending); the last one replaces `sessions`.
+    pub steps: Vec<usize>,
+}
+
+/// The server at one stage of the growth curve.
+#[derive(Debug)]
+pub struct Step {
+    pub online: usize,
+    pub rss_kb: Option<u64>,
+    /// Server CPU spent while this stage's sessions logged in, per new session.
+    pub login_cpu_ms_per_session: Option<f64>,
+    /// Server CPU while all sessions so far sat idle for a second.
+    pub idle_cpu_pct: Option<f64>,
 }
 
 #[derive(Debug)]
@@ -47,6 +61,7 @@ pub struct IdleResult {
     pub sessions_lost: Vec<String>,
     pub tool_cpu: ToolCpuUse,
     pub tool_rss_kb: Option<u64>,
+    pub steps: Vec<Step>,
 }
 
 impl IdleResult {
@@ -72,6 +87,18 @@ impl IdleResult {
         r.opt_float("server_kb_per_session", self.kb_per_session(), "KiB");
         r.opt_float("server_idle_cpu_pct", self.server_idle_cpu_pct, "%");
         report_failures(&mut r, "sessions_lost", &self.sessions_lost);
+        for step in &self.steps {
+            let n = step.online;
+            r.opt_int(&format!("step_{n}_server_rss_kb"), step.rss_kb, "KiB");
+            let per_session = self
+                .rss_before_kb
+                .zip(step.rss_kb)
+                .filter(|_| n > 0)
+                .map(|(before, rss)| (rss as f64 - before as f64) / n as f64);
+            r.opt_float(&format!("step_{n}_server_kb_per_session"), per_session, "KiB");
+            r.opt_float(&format!("step_{n}_server_login_cpu_ms_per_session"), step.login_cpu_ms_per_session, "ms");
+            r.opt_float(&format!("step_{n}_server_idle_cpu_pct"), step.idle_cpu_pct, "%");
+        }
         r.opt_int("bench_rss_kb", self.tool_rss_kb, "KiB");
         r.tool_cpu(&self.tool_cpu);
         r
@@ -109,15 +136,42 @@ pub async fn run(target: Arc<Target>, opts: &IdleOptions) -> Result<IdleResult, 
     let _printer = Printer::start("idle", progress.clone(), opts.show_progress);
     let rss_before_kb = opts.pid.and_then(rss_kb);
     let tool_cpu = ToolCpu::start();
-    let sessions = (0..opts.sessions).map(|i| (i % accounts, format!("idle{i}"))).collect();
-    let logged = login_many(&target, &tls, sessions, opts.concurrency, &progress).await;
-    let online = logged.clients.len();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut set = JoinSet::new();
-    for (_, client) in logged.clients {
-        set.spawn(hold(client, stop_rx.clone()));
+    let mut failures = Vec::new();
+    let mut login_elapsed = Duration::ZERO;
+    let mut latencies = crate::stats::Samples::new();
+    let mut steps = Vec::new();
+    let mut online = 0;
+    let stages = if opts.steps.is_empty() { vec![opts.sessions] } else { opts.steps.clone() };
+    let mut first = 0;
+    for &upto in &stages {
+        let sessions = (first..upto).map(|i| (i % accounts, format!("idle{i}"))).collect();
+        let cpu_before = opts.pid.and_then(cpu_secs);
+        let logged = login_many(&target, &tls, sessions, opts.concurrency, &progress).await;
+        let new = logged.clients.len();
+        let login_cpu = opts.pid.and_then(cpu_secs).zip(cpu_before).map(|(after, before)| after - before);
+        online += new;
+        first = upto;
+        failures.extend(logged.failures);
+        login_elapsed += logged.elapsed;
+        latencies.merge(logged.latencies);
+        for (_, client) in logged.clients {
+            set.spawn(hold(client, stop_rx.clone()));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if opts.steps.is_empty() {
+            break;
+        }
+        let idle = opts.pid.and_then(CpuWatch::start);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        steps.push(Step {
+            online,
+            rss_kb: opts.pid.and_then(rss_kb),
+            login_cpu_ms_per_session: login_cpu.filter(|_| new > 0).map(|s| s * 1000.0 / new as f64),
+            idle_cpu_pct: idle.and_then(|w| w.percent()),
+        });
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_connected_kb = opts.pid.and_then(rss_kb);
     let server_cpu = opts.pid.and_then(CpuWatch::start);
     tokio::time::sleep(opts.hold).await;
@@ -142,9 +196,9 @@ pub async fn run(target: Arc<Target>, opts: &IdleOptions) -> Result<IdleResult, 
         sessions: opts.sessions,
         accounts,
         online,
-        failures: logged.failures,
-        login_elapsed: logged.elapsed,
-        login_latency: logged.latencies.summary(),
+        failures,
+        login_elapsed,
+        login_latency: latencies.summary(),
         rss_before_kb,
         rss_connected_kb,
         rss_held_kb,
@@ -153,5 +207,6 @@ pub async fn run(target: Arc<Target>, opts: &IdleOptions) -> Result<IdleResult, 
         sessions_lost,
         tool_cpu,
         tool_rss_kb,
+        steps,
     })
 }
