@@ -1,5 +1,6 @@
 //! `room`: K occupants join one XEP-0045 room (timed), then random occupants send S messages per second in total to
 //! it for D seconds; every message is reflected to all K occupants, so deliveries/s = S × K when the server keeps up.
+//! The window starts once every occupant has read the presence backlog of later joiners (`settle_time_s`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +36,10 @@ pub struct RoomResult {
     pub login_failures: Vec<String>,
     pub join_failures: Vec<String>,
     pub join_time: Duration,
+    /// From the last join confirmation until every occupant had read its join backlog.
+    pub settle_time: Duration,
+    /// Stanzas read while settling (mostly later joiners' presence).
+    pub backlog: usize,
     pub sent: u64,
     pub deliveries: u64,
     pub duration: Duration,
@@ -51,6 +56,8 @@ impl RoomResult {
         report_failures(&mut r, "login_failures", &self.login_failures);
         report_failures(&mut r, "join_failures", &self.join_failures);
         r.float("join_time_s", self.join_time.as_secs_f64(), "s");
+        r.float("settle_time_s", self.settle_time.as_secs_f64(), "s");
+        r.int("backlog_stanzas", self.backlog as u64, "");
         r.float("offered_rate", self.offered_rate, "msg/s");
         r.int("sent", self.sent, "");
         r.float("sent_per_sec", self.sent as f64 / secs, "msg/s");
@@ -77,6 +84,26 @@ async fn join(mut client: Client, room: &str, nick: &str, timeout: Duration) -> 
         }
         if is_own_join(&el) {
             return Ok(client);
+        }
+    }
+}
+
+/// Reads what the room still sends this occupant after everyone joined (the presence of later joiners, K²/2 stanzas
+/// for the whole room) until `quiet` passes without a stanza, so the measured window starts with empty queues.
+/// Returns the client and how many stanzas it read.
+async fn settle(mut client: Client, quiet: Duration, limit: Instant) -> Result<(Client, usize), String> {
+    let mut read = 0;
+    loop {
+        let until = (Instant::now() + quiet).min(limit);
+        match tokio::time::timeout_at(until, client.incoming.next_stanza()).await {
+            Err(_) => return Ok((client, read)),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Ok(el)) => {
+                read += 1;
+                if client.outgoing.answer_ping(&el) {
+                    client.outgoing.write().await.map_err(|e| e.to_string())?;
+                }
+            }
         }
     }
 }
@@ -110,6 +137,26 @@ pub async fn run(target: Arc<Target>, opts: &RoomOptions) -> Result<RoomResult, 
     if occupants.len() < 2 {
         return Err(BenchError(format!("only {} occupants joined {}", occupants.len(), opts.room)));
     }
+    let settle_started = Instant::now();
+    let limit = settle_started + target.timeout.max(Duration::from_secs(30));
+    let mut settling = JoinSet::new();
+    for (slot, client) in occupants {
+        settling
+            .spawn(async move { settle(client, Duration::from_millis(500), limit).await.map(|(c, n)| (slot, c, n)) });
+    }
+    let mut occupants = Vec::new();
+    let mut backlog = 0;
+    while let Some(r) = settling.join_next().await {
+        match r {
+            Ok(Ok((slot, c, read))) => {
+                backlog += read;
+                occupants.push((slot, c));
+            }
+            Ok(Err(e)) => join_failures.push(format!("while settling: {e}")),
+            Err(e) => join_failures.push(e.to_string()),
+        }
+    }
+    let settle_time = settle_started.elapsed();
     let joined = occupants.len();
     let directory = Directory::for_room(opts.occupants, opts.room.clone());
     let w = window(occupants, directory, opts.rate, opts.duration, opts.drain, opts.pid, &progress).await;
@@ -118,6 +165,8 @@ pub async fn run(target: Arc<Target>, opts: &RoomOptions) -> Result<RoomResult, 
         login_failures: logged.failures,
         join_failures,
         join_time,
+        settle_time,
+        backlog,
         sent: w.sent,
         deliveries: w.delivered,
         duration: opts.duration,
