@@ -329,7 +329,7 @@ run_drupe() {
     cp -r "$cache/." "$dir/"
     port=$(free_port)
     t=$(date +%s.%N)
-    env DRUPE_DATA_DIR="$dir" DRUPE_C2S_LISTEN="127.0.0.1:$port" DRUPE_C2S_LISTEN_TLS='' \
+    env DRUPE_DATA_DIR="$dir" DRUPE_C2S_LISTEN="127.0.0.1:$port" DRUPE_C2S_LISTEN_TLS='' DRUPE_HTTP_LISTEN_TLS='' \
         DRUPE_TLS_CERT="$work/tls/cert.pem" DRUPE_TLS_KEY="$work/tls/key.pem" DRUPE_SERVER_CREATE_ADMIN=false \
         DRUPE_C2S_MAX_CONNECTIONS=$(($(max $IDLE_STEPS) + 1000)) DRUPE_LOG="${DRUPE_LOG:-warn}" \
         taskset -c "$SERVER_CPU" "$DRUPE" serve >"$dir/server.out" 2>"$dir/server.err" &

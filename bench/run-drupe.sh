@@ -64,7 +64,7 @@ start_server() {
     shift
     mkdir -p "$dir"
     cp -r "$cache/." "$dir/"
-    env DRUPE_DATA_DIR="$dir" DRUPE_C2S_LISTEN=127.0.0.1:0 DRUPE_C2S_LISTEN_TLS='' DRUPE_SERVER_CREATE_ADMIN=false \
+    env DRUPE_DATA_DIR="$dir" DRUPE_C2S_LISTEN=127.0.0.1:0 DRUPE_C2S_LISTEN_TLS='' DRUPE_HTTP_LISTEN_TLS='' DRUPE_SERVER_CREATE_ADMIN=false \
         DRUPE_C2S_MAX_CONNECTIONS=$((IDLE_SESSIONS + 1000)) DRUPE_LOG="${DRUPE_LOG:-warn}" "$@" \
         taskset -c "$SERVER_CPU" "$DRUPE" serve >"$dir/server.out" 2>"$dir/server.err" &
     server_pid=$!

@@ -22,7 +22,10 @@ READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 CLI_TIMEOUT = 30.0
 
-READY_RE = re.compile(r"^drupe ready c2s=(\S+):(\d+) c2s_tls=(\S*?):?(\d*)\s*$")
+# `drupe ready c2s=H:P c2s_tls=[H:P] https=[H:P] http=[H:P]`: empty values are disabled listeners.
+READY_RE = re.compile(
+    r"^drupe ready c2s=(\S+):(\d+) c2s_tls=(\S*?):?(\d*)(?: https=(\S*?):?(\d*))?(?: http=(\S*?):?(\d*))?\s*$"
+)
 
 
 def drupe_bin() -> Path:
@@ -47,6 +50,8 @@ def default_config() -> dict:
             "idle_timeout_secs": 600,
         },
         "tls": {"cert": "", "key": ""},
+        # HTTPS (WebSocket, BOSH, host-meta, upload) on an OS-chosen port too.
+        "http": {"listen_tls": f"{HOST}:0"},
         "limits": {
             "max_stanza_bytes": 262144,
             "max_depth": 32,
@@ -110,6 +115,8 @@ class DrupeServer:
         self.proc: subprocess.Popen | None = None
         self.c2s_port: int | None = None
         self.tls_port: int | None = None
+        self.https_port: int | None = None
+        self.http_port: int | None = None
         self.stdout_lines: deque[str] = deque(maxlen=2000)
         self.runs = 0
         self.exit_codes: list[int] = []
@@ -194,6 +201,8 @@ class DrupeServer:
             raise RuntimeError(f"cannot parse ready line {ready_line[0]!r}")
         self.c2s_port = int(m.group(2))
         self.tls_port = int(m.group(4)) if m.group(4) else None
+        self.https_port = int(m.group(6)) if m.group(6) else None
+        self.http_port = int(m.group(8)) if m.group(8) else None
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Signal the server and wait for it to exit; returns its exit code."""

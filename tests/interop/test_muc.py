@@ -43,6 +43,15 @@ async def join(client, nick: str, **kwargs):
     return await muc.join_muc_wait(ROOM, nick, timeout=JOIN_TIMEOUT, **kwargs)
 
 
+async def create(client, nick: str):
+    """join, then accept the default configuration: a new room stays locked until then (XEP-0045 §10.1)."""
+    result = await join(client, nick)
+    muc = client.xmpp.plugin["xep_0045"]
+    form = await muc.get_room_config(ROOM)
+    await muc.set_room_config(ROOM, form)
+    return result
+
+
 async def room_items(client) -> list[str]:
     reply = await client.iq(f"<iq type='get' to='{SERVICE}'><query xmlns='{NS_DISCO_ITEMS}'/></iq>")
     assert reply.get("type") == "result", show(reply)
@@ -53,7 +62,7 @@ async def test_join_and_see_each_other(muc_client):
     alice = await muc_client("alice")
     bob = await muc_client("bob")
 
-    pres, subject, occupants, history = await join(alice, "Alice")
+    pres, subject, occupants, history = await create(alice, "Alice")
     assert {110, 201} <= set(pres["muc"]["status_codes"]), pres
     assert (pres["muc"]["affiliation"], pres["muc"]["role"]) == ("owner", "moderator"), pres
     assert subject["type"] == "groupchat", subject
@@ -77,7 +86,7 @@ async def test_join_and_see_each_other(muc_client):
 async def test_nick_in_use_is_a_conflict(muc_client):
     alice = await muc_client("alice")
     bob = await muc_client("bob")
-    await join(alice, "Alice")
+    await create(alice, "Alice")
     try:
         await join(bob, "Alice")
     except PresenceError as err:
@@ -94,7 +103,7 @@ async def test_nick_in_use_is_a_conflict(muc_client):
 async def test_groupchat_both_ways(muc_client):
     alice = await muc_client("alice")
     bob = await muc_client("bob")
-    await join(alice, "Alice")
+    await create(alice, "Alice")
     await join(bob, "Bob")
 
     alice.send_message(ROOM, "hello room", mtype="groupchat")
@@ -109,7 +118,7 @@ async def test_groupchat_both_ways(muc_client):
 async def test_private_message(muc_client):
     alice = await muc_client("alice")
     bob = await muc_client("bob")
-    await join(alice, "Alice")
+    await create(alice, "Alice")
     await join(bob, "Bob")
 
     alice.send_message(f"{ROOM}/Bob", "just for you")
@@ -124,7 +133,7 @@ async def test_private_message(muc_client):
 async def test_nick_change(muc_client):
     alice = await muc_client("alice")
     bob = await muc_client("bob")
-    await join(alice, "Alice")
+    await create(alice, "Alice")
     await join(bob, "Bob")
     await alice.expect(presence_from(f"{ROOM}/Bob"), "bob's arrival")
 
@@ -143,7 +152,7 @@ async def test_nick_change(muc_client):
 async def test_leave(muc_client):
     alice = await muc_client("alice")
     bob = await muc_client("bob")
-    await join(alice, "Alice")
+    await create(alice, "Alice")
     await join(bob, "Bob")
 
     bob.xmpp.plugin["xep_0045"].leave_muc(ROOM, "Bob")
@@ -159,7 +168,7 @@ async def test_leave(muc_client):
 
 async def test_history_for_a_late_joiner(muc_client):
     alice = await muc_client("alice")
-    await join(alice, "Alice")
+    await create(alice, "Alice")
     alice.xmpp.plugin["xep_0045"].set_subject(ROOM, "Agenda")
     for i in range(3):
         alice.send_message(ROOM, f"h{i}", mtype="groupchat")

@@ -204,6 +204,19 @@ async fn login_unbounded(
     let features = conn.open_stream(&target.domain).await?;
     authenticate(&mut conn, target, &target.username(index), &features).await?;
     let features = conn.open_stream(&target.domain).await?;
+    let jid = bind(&mut conn, &features, resource).await?;
+    let Conn { io, reader, buf, start, end } = conn;
+    let (read, write) = tokio::io::split(io);
+    let incoming = Incoming(Conn { io: read, reader, buf, start, end });
+    Ok(Client { incoming, outgoing: Outgoing { io: write, buf: Vec::new(), pos: 0, unflushed: false }, jid })
+}
+
+/// Binds `resource` (and establishes an RFC 3921 session where a server still requires it); returns the JID.
+async fn bind<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+    features: &Element,
+    resource: &str,
+) -> Result<String, ClientError> {
     if features.child("bind", ns::BIND).is_none() {
         return Err(ClientError::Protocol("server does not offer resource binding".into()));
     }
@@ -234,10 +247,55 @@ async fn login_unbounded(
             }
         }
     }
-    let Conn { io, reader, buf, start, end } = conn;
-    let (read, write) = tokio::io::split(io);
-    let incoming = Incoming(Conn { io: read, reader, buf, start, end });
-    Ok(Client { incoming, outgoing: Outgoing { io: write, buf: Vec::new(), pos: 0, unflushed: false }, jid })
+    Ok(jid)
+}
+
+/// One login cycle over RFC 7395 WebSocket at `url` (`wss://host:port/path`): TLS, the handshake with the `xmpp`
+/// subprotocol, SASL, bind, presence, close. Returns the time from connect to the bind result.
+pub async fn websocket_login_cycle(
+    target: &Target,
+    tls: &TlsConnector,
+    url: &str,
+    index: usize,
+    resource: &str,
+) -> Result<Duration, ClientError> {
+    let cycle = async {
+        let t0 = tokio::time::Instant::now();
+        let authority = url.strip_prefix("wss://").and_then(|r| r.split('/').next()).unwrap_or_default();
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse().map_err(|_| ClientError::Protocol(format!("bad port in {url}")))?),
+            None => (authority, 443),
+        };
+        let tcp = TcpStream::connect((host, port)).await?;
+        tcp.set_nodelay(true)?;
+        let name = ServerName::try_from(target.domain.clone())
+            .map_err(|_| ClientError::Protocol(format!("`{}` is not a TLS server name", target.domain)))?;
+        let tls_stream = tls.connect(name, tcp).await?;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request().map_err(|e| ClientError::Protocol(e.to_string()))?;
+        request.headers_mut().insert("Sec-WebSocket-Protocol", "xmpp".parse().expect("header value"));
+        let (ws, _) = tokio_tungstenite::client_async(request, tls_stream)
+            .await
+            .map_err(|e| ClientError::Protocol(format!("WebSocket handshake: {e}")))?;
+        let mut conn = Conn::new(crate::ws::WsBytes::new(ws, &target.domain));
+        let features = conn.open_stream(&target.domain).await?;
+        authenticate(&mut conn, target, &target.username(index), &features).await?;
+        let features = conn.open_stream(&target.domain).await?;
+        bind(&mut conn, &features, resource).await?;
+        let latency = t0.elapsed();
+        conn.send(b"<presence/>").await?;
+        conn.send(b"</stream:stream>").await?;
+        let closing = async {
+            while !matches!(conn.next_event().await?, StreamEvent::Close) {}
+            Ok::<(), ClientError>(())
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;
+        Ok(latency)
+    };
+    match tokio::time::timeout(target.timeout, cycle).await {
+        Ok(r) => r,
+        Err(_) => Err(ClientError::Timeout),
+    }
 }
 
 async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
@@ -329,6 +387,16 @@ impl Outgoing {
         escape_attr(&mut self.buf, &format!("{room}/{nick}"));
         self.buf
             .extend_from_slice(b"'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>");
+    }
+
+    /// Queues the owner's acceptance of the default configuration of a room just created and locked (an instant
+    /// room, XEP-0045 §10.1.2).
+    pub fn queue_instant_room(&mut self, room: &str) {
+        self.buf.extend_from_slice(b"<iq type='set' id='instant' to='");
+        escape_attr(&mut self.buf, room);
+        self.buf.extend_from_slice(
+            b"'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>",
+        );
     }
 
     /// Queues the answer to a server ping (XEP-0199) and returns true, or returns false for any other stanza.

@@ -11,6 +11,7 @@ pub mod scenario;
 pub mod scram;
 pub mod stats;
 pub mod tls;
+pub mod ws;
 
 use std::time::Duration;
 
@@ -54,6 +55,8 @@ pub struct Target {
     pub timeout: Duration,
     /// Allow TLS session resumption between connections (off: every login pays a full handshake).
     pub tls_resumption: bool,
+    /// Log in over RFC 7395 WebSocket at this `wss://` URL instead of TCP with STARTTLS (login scenario).
+    pub websocket: Option<String>,
 }
 
 impl Target {
@@ -68,6 +71,7 @@ impl Target {
             mechanism: Mechanism::Plain,
             timeout: Duration::from_secs(30),
             tls_resumption: false,
+            websocket: None,
         }
     }
 

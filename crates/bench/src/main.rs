@@ -60,6 +60,10 @@ struct Common {
     /// Let clients resume TLS sessions (default: a full handshake per connection).
     #[arg(long, global = true)]
     tls_resumption: bool,
+    /// login: log in over RFC 7395 WebSocket at this URL (e.g. wss://127.0.0.1:5443/xmpp-websocket) instead of
+    /// TCP with STARTTLS.
+    #[arg(long, global = true)]
+    websocket: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -171,6 +175,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         mechanism,
         timeout: secs(c.timeout, "timeout")?,
         tls_resumption: c.tls_resumption,
+        websocket: c.websocket,
     });
     let threads = c.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -49,6 +49,7 @@ fn drupe(data: &PathBuf) -> Command {
     cmd.env("DRUPE_DATA_DIR", data)
         .env("DRUPE_C2S_LISTEN", "127.0.0.1:0")
         .env("DRUPE_C2S_LISTEN_TLS", "")
+        .env("DRUPE_HTTP_LISTEN_TLS", "")
         .env("DRUPE_SERVER_CREATE_ADMIN", "false")
         .env("DRUPE_LOG", "warn")
         .env_remove("DRUPE_CONFIG");

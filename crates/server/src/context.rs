@@ -32,6 +32,10 @@ pub struct Context {
     pub blocklists: crate::modules::blocking::Blocklists,
     pub mam_prefs: crate::modules::mam::PrefsCache,
     pub muc: crate::modules::muc::Muc,
+    /// XEP-0163 PEP: verified XEP-0115 caps of available resources, avatar hashes.
+    pub pep: crate::modules::pep::Pep,
+    /// XEP-0363 upload service (address and URL signing key).
+    pub upload: crate::modules::upload::Upload,
     next_id: AtomicU64,
     /// XEP-0198 resumption ids: owner account, session id, and the channel to ask that session for its state.
     resumption: Mutex<HashMap<String, Resumable>>,
@@ -41,6 +45,8 @@ impl Context {
     pub fn new(config: Config, store: Store, tls: Arc<rustls::ServerConfig>, fast_key: [u8; 32]) -> Context {
         let throttle = AuthThrottle::new(&config.auth);
         let muc = crate::modules::muc::Muc::new(format!("{}.{}", config.muc.subdomain, config.domain));
+        let pep = crate::modules::pep::Pep::new(&config.pubsub);
+        let upload = crate::modules::upload::Upload::new(&config);
         Context {
             config,
             store,
@@ -54,6 +60,8 @@ impl Context {
             blocklists: Default::default(),
             mam_prefs: Default::default(),
             muc,
+            pep,
+            upload,
             next_id: AtomicU64::new(1),
             resumption: Mutex::new(HashMap::new()),
         }
@@ -88,10 +96,40 @@ impl Context {
     }
 }
 
+/// A unique id that sorts by creation time (XEP-0359 stanza-ids): 8 base-62 digits of the Unix time in
+/// milliseconds, then 12 random ones (71 bits). Archive indexes keyed by it grow at their end, like those keyed
+/// by time, instead of touching a random page per message.
+pub fn time_ordered_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let mut id = [0u8; 8];
+    let mut rest = ms;
+    for digit in id.iter_mut().rev() {
+        *digit = ALPHABET[(rest % 62) as usize];
+        rest /= 62;
+    }
+    let mut id = String::from_utf8_lossy(&id).into_owned();
+    id.push_str(&random_token(12));
+    id
+}
+
 /// A random printable token (stream ids, SCRAM nonces, generated resources).
 pub fn random_token(len: usize) -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::thread_rng();
     (0..len).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn time_ordered_ids_sort_by_time_and_differ() {
+        let a = super::time_ordered_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = super::time_ordered_id();
+        assert_eq!((a.len(), b.len()), (20, 20));
+        assert!(a < b, "{a} {b}");
+        assert_ne!(super::time_ordered_id(), super::time_ordered_id());
+    }
 }

@@ -9,6 +9,7 @@ pub mod tls;
 mod auth;
 mod c2s;
 mod context;
+mod http;
 mod listener;
 mod modules;
 mod router;
@@ -52,6 +53,10 @@ pub struct Server {
     pub c2s: SocketAddr,
     /// Where the direct TLS listener is bound, if enabled.
     pub c2s_tls: Option<SocketAddr>,
+    /// Where the HTTPS listener (WebSocket, BOSH, host-meta, ...) is bound, if enabled.
+    pub http_tls: Option<SocketAddr>,
+    /// Where the plain HTTP listener (behind a reverse proxy) is bound, if enabled.
+    pub http: Option<SocketAddr>,
     ctx: Arc<Context>,
 }
 
@@ -59,9 +64,17 @@ async fn bind(addr: &str) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr: addr.to_owned(), source })
 }
 
+/// Binds `addr` unless it is empty (a disabled listener).
+async fn bind_optional(addr: &str) -> Result<Option<TcpListener>, StartError> {
+    match addr {
+        "" => Ok(None),
+        addr => bind(addr).await.map(Some),
+    }
+}
+
 impl Server {
     /// Opens the store, loads or generates the certificate, binds the listeners and starts accepting.
-    pub async fn start(config: Config) -> Result<Server, StartError> {
+    pub async fn start(mut config: Config) -> Result<Server, StartError> {
         let store = open_store(&config)?;
         let tls = tls::server_config(&config.tls.cert, &config.tls.key, &config.domain, &config.data_dir)?;
         let plain = bind(&config.c2s.listen).await?;
@@ -71,15 +84,28 @@ impl Server {
         };
         let c2s = plain.local_addr().map_err(|source| StartError::Bind { addr: config.c2s.listen.clone(), source })?;
         let c2s_tls = direct.as_ref().and_then(|l| l.local_addr().ok());
+        let https_listener = bind_optional(&config.http.listen_tls).await?;
+        let http_listener = bind_optional(&config.http.listen).await?;
+        let http_tls = https_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let http = http_listener.as_ref().and_then(|l| l.local_addr().ok());
+        // Resolved once (port 0 included), so every module advertises the same URL.
+        config.http.public_url = http::public_url(&config, http_tls, http);
         let key_path = config.data_dir.join("fast.key");
         let fast_key = c2s::fast::load_or_create_key(&key_path)
             .map_err(|source| StartError::DataDir { path: key_path, source })?;
         let permits = Arc::new(Semaphore::new(config.c2s.max_connections));
         let ctx = Arc::new(Context::new(config, store, tls, fast_key));
-        ctx.tracker.spawn(listener::serve(plain, direct, ctx.clone(), permits));
+        // Persistent rooms (XEP-0045) exist before the first client can address them.
+        modules::muc::load(&ctx).await?;
+        let router =
+            (https_listener.is_some() || http_listener.is_some()).then(|| http::router(ctx.clone(), permits.clone()));
+        let listeners = listener::Listeners { c2s: plain, c2s_tls: direct, https: https_listener, http: http_listener };
+        ctx.tracker.spawn(listener::serve(listeners, router, ctx.clone(), permits));
         ctx.tracker.spawn(modules::mam::retention(ctx.clone()));
-        tracing::info!(%c2s, c2s_tls = ?c2s_tls, domain = %ctx.domain(), "listening");
-        Ok(Server { c2s, c2s_tls, ctx })
+        ctx.tracker.spawn(modules::mam::full_text_upkeep(ctx.clone()));
+        ctx.tracker.spawn(modules::upload::purge(ctx.clone()));
+        tracing::info!(%c2s, c2s_tls = ?c2s_tls, https = ?http_tls, http = ?http, domain = %ctx.domain(), "listening");
+        Ok(Server { c2s, c2s_tls, http_tls, http, ctx })
     }
 
     pub fn store(&self) -> &Store {

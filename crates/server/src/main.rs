@@ -103,7 +103,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM right after the ready line must be a clean shutdown, not the default kill.
     let signals = Signals::install()?;
     let tls = server.c2s_tls.map(|a| a.to_string()).unwrap_or_default();
-    println!("drupe ready c2s={} c2s_tls={tls}", server.c2s);
+    let https = server.http_tls.map(|a| a.to_string()).unwrap_or_default();
+    let http = server.http.map(|a| a.to_string()).unwrap_or_default();
+    println!("drupe ready c2s={} c2s_tls={tls} https={https} http={http}", server.c2s);
     std::io::stdout().flush()?;
     signals.wait().await;
     tracing::info!("shutting down");

@@ -186,7 +186,7 @@ async fn acknowledged_messages_survive_sigkill() {
     let config = dir.path().join("drupe.toml");
     let toml = format!(
         "domain = \"localhost\"\ndata_dir = \"{}\"\n[c2s]\nlisten = \"127.0.0.1:0\"\nlisten_tls = \"\"\n\
-         require_tls = false\n[limits]\nmax_offline_messages = 100000\n[server]\ncreate_admin = false\n\
+         require_tls = false\n[http]\nlisten_tls = \"\"\n[limits]\nmax_offline_messages = 100000\n[server]\ncreate_admin = false\n\
          shutdown_grace_secs = 1\n[auth]\nfailure_delay_ms = 10\n",
         dir.path().join("data").display()
     );

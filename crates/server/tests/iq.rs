@@ -24,6 +24,17 @@ async fn disco_info_on_the_server_names_an_im_server_and_its_features() {
 }
 
 #[tokio::test]
+async fn session_establishment_is_a_no_op_with_or_without_to() {
+    // Advertised as optional (RFC 6121 Appendix E), yet Strophe.js (Converse.js) still sends it, without a `to`.
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    for to in [String::new(), format!(" to='{DOMAIN}'")] {
+        let reply = alice.iq(&format!("<iq type='set' id='s1'{to}><session xmlns='{}'/></iq>", ns::SESSION)).await;
+        assert_eq!(reply.attr("type"), Some("result"), "{}", reply.to_xml());
+    }
+}
+
+#[tokio::test]
 async fn the_server_answers_pings() {
     let server = TestServer::start().await;
     let mut alice = server.login("alice").await;

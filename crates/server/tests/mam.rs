@@ -231,6 +231,27 @@ async fn retractions_and_corrections_are_archived_and_routed() {
 }
 
 #[tokio::test]
+async fn bodiless_messages_are_archived_only_with_a_store_hint() {
+    let server = TestServer::start().await;
+    let mut bob = server.login("bob").await;
+    let mut alice = server.login("alice").await;
+    // A XEP-0353 call proposal carries a store hint, so clients can show missed calls from the archive; a chat
+    // state notification carries nothing worth keeping.
+    let propose = "<propose xmlns='urn:xmpp:jingle-message:0' id='call1'>\
+                   <description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'/></propose>";
+    alice.send(format!("<message id='p1' to='{}'>{propose}<store xmlns='urn:xmpp:hints'/></message>", bob.jid)).await;
+    let typing = "<composing xmlns='http://jabber.org/protocol/chatstates'/>";
+    alice.send(format!("<message type='chat' id='t1' to='{}'>{typing}</message>", bob.jid)).await;
+    bob.expect(|el| el.attr("id") == Some("p1")).await;
+    bob.expect(|el| el.attr("id") == Some("t1")).await;
+    alice.sync().await;
+    let (results, _) = bob.mam("").await;
+    let ids: Vec<_> = results.iter().map(|r| archived(r).attr("id").unwrap_or_default().to_owned()).collect();
+    assert_eq!(ids, ["p1"]);
+    assert!(archived(&results[0]).child("propose", "urn:xmpp:jingle-message:0").is_some());
+}
+
+#[tokio::test]
 async fn the_archive_survives_a_restart() {
     let server = TestServer::start().await;
     server.create_account("bob").await;

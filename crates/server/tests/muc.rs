@@ -60,7 +60,7 @@ async fn the_service_and_its_rooms_are_discoverable() {
     assert!(has_feature(&info, MUC), "service features: {}", info.to_xml());
     assert!(item_jids(&disco(&mut alice, SERVICE, "items").await).is_empty(), "no rooms yet");
 
-    alice.join("lobby", "Alice").await;
+    alice.create("lobby", "Alice").await;
     let rooms = disco(&mut alice, SERVICE, "items").await;
     let listed: Vec<_> = rooms.children().filter(|i| i.attr("jid") == Some(&room("lobby"))).collect();
     assert_eq!(listed.len(), 1, "room listed once: {}", rooms.to_xml());
@@ -94,7 +94,7 @@ async fn a_joiner_sees_the_occupants_then_itself_and_they_see_it() {
     let mut alice = server.login("alice").await;
     let mut bob = server.login("bob").await;
     let mut carol = server.login("carol").await;
-    alice.join("lobby", "Alice").await;
+    alice.create("lobby", "Alice").await;
 
     let got = bob.join("lobby", "Bob").await;
     let (alice_at, alice_seen) = presence_in(&got, &occupant("lobby", "Alice"));
@@ -126,7 +126,7 @@ async fn a_nick_in_use_is_a_conflict() {
     let server = TestServer::start().await;
     let mut alice = server.login("alice").await;
     let mut bob = server.login("bob").await;
-    alice.join("lobby", "Alice").await;
+    alice.create("lobby", "Alice").await;
 
     let to = occupant("lobby", "Alice");
     bob.send(format!("<presence to='{to}'><x xmlns='{MUC}'/></presence>")).await;
@@ -151,7 +151,7 @@ async fn a_nick_change_is_an_unavailable_303_then_the_new_nick() {
     let server = TestServer::start().await;
     let mut alice = server.login("alice").await;
     let mut bob = server.login("bob").await;
-    alice.join("lobby", "Alice").await;
+    alice.create("lobby", "Alice").await;
     bob.join("lobby", "Bob").await;
     alice.discard_unmatched();
 
@@ -182,7 +182,7 @@ async fn leaving_tells_everyone_and_the_last_one_out_ends_the_room() {
     let server = TestServer::start().await;
     let mut alice = server.login("alice").await;
     let mut bob = server.login("bob").await;
-    alice.join("lobby", "Alice").await;
+    alice.create("lobby", "Alice").await;
     bob.join("lobby", "Bob").await;
 
     bob.send(format!("<presence type='unavailable' to='{}'/>", occupant("lobby", "Bob"))).await;
@@ -212,7 +212,7 @@ async fn a_disconnected_client_leaves_all_its_rooms() {
     let mut alice = server.login("alice").await;
     let mut bob = server.login("bob").await;
     for name in ["one", "two"] {
-        alice.join(name, "Alice").await;
+        alice.create(name, "Alice").await;
         bob.join(name, "Bob").await;
     }
     bob.drop_connection();
@@ -234,7 +234,11 @@ async fn a_full_room_refuses_the_next_joiner() {
     let mut clients = Vec::new();
     for name in ["alice", "bob", "carol"] {
         let mut c = server.login(name).await;
-        c.join("small", name).await;
+        if name == "alice" {
+            c.create("small", name).await;
+        } else {
+            c.join("small", name).await;
+        }
         clients.push(c);
     }
     let mut dave = server.login("dave").await;

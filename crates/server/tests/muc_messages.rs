@@ -35,7 +35,7 @@ async fn expect_error(client: &mut Client, id: &str) -> (Element, Option<String>
 async fn two_in_lobby(server: &TestServer) -> (Client, Client) {
     let mut alice = server.login("alice").await;
     let mut bob = server.login("bob").await;
-    alice.join("lobby", "Alice").await;
+    alice.create("lobby", "Alice").await;
     bob.join("lobby", "Bob").await;
     alice.expect(|el| el.is("presence", ns::CLIENT) && el.attr("from") == Some(&occupant("lobby", "Bob"))).await;
     (alice, bob)
@@ -205,4 +205,51 @@ async fn history_is_bounded_by_muc_history() {
     let mut carol = server.login("carol").await;
     let got = carol.join_with("lobby", "Carol", "<history maxstanzas='10'/>").await;
     assert_eq!(bodies(&got), ["m3", "m4", "m5"]);
+}
+
+#[tokio::test]
+async fn history_honours_since_seconds_and_maxchars_zero() {
+    let server = TestServer::start().await;
+    let (mut alice, _bob) = two_in_lobby(&server).await;
+    for i in 0..3 {
+        groupchat(&mut alice, "lobby", &format!("m{i}")).await;
+    }
+    alice.expect(|el| has_body(el, "m2")).await;
+
+    let mut carol = server.login("carol").await;
+    let got = carol.join_with("lobby", "Carol", "<history seconds='3600'/>").await;
+    assert_eq!(bodies(&got), ["m0", "m1", "m2"], "the last hour");
+    let mut dave = server.login("dave").await;
+    let got = dave.join_with("lobby", "Dave", "<history since='2100-01-01T00:00:00Z'/>").await;
+    assert!(bodies(&got).is_empty(), "nothing since a future date:\n{got:?}");
+    // What clients that read the room's archive instead send (XEP-0045 §7.2.15).
+    let mut erin = server.login("erin").await;
+    let got = erin.join_with("lobby", "Erin", "<history maxchars='0'/>").await;
+    assert!(bodies(&got).is_empty(), "no history with maxchars='0':\n{got:?}");
+}
+
+/// The XEP-0421 occupant id of a stanza.
+fn occupant_id(stanza: &Element) -> Option<String> {
+    stanza.child("occupant-id", "urn:xmpp:occupant-id:0").and_then(|o| o.attr("id")).map(str::to_owned)
+}
+
+#[tokio::test]
+async fn occupant_ids_are_stable_per_user_and_cannot_be_forged() {
+    let server = TestServer::start().await;
+    let (mut alice, mut bob) = two_in_lobby(&server).await;
+    let forged = "<occupant-id xmlns='urn:xmpp:occupant-id:0' id='forged'/>";
+    bob.send(format!("<message type='groupchat' to='{}'><body>one</body>{forged}</message>", room("lobby"))).await;
+    let m = alice.expect(|el| has_body(el, "one")).await;
+    let bob_id = occupant_id(&m).expect("an occupant id");
+    assert_ne!(bob_id, "forged");
+    assert_eq!(m.children().filter(|c| c.name() == "occupant-id").count(), 1, "{}", m.to_xml());
+
+    // The same id under another nick (and in presence), another for someone else.
+    bob.send(format!("<presence to='{}'/>", occupant("lobby", "Robert"))).await;
+    let p =
+        alice.expect(|el| el.is("presence", ns::CLIENT) && el.attr("from") == Some(&occupant("lobby", "Robert"))).await;
+    assert_eq!(occupant_id(&p).as_deref(), Some(bob_id.as_str()), "{}", p.to_xml());
+    alice.send(format!("<message type='groupchat' to='{}'><body>two</body></message>", room("lobby"))).await;
+    let m = bob.expect(|el| has_body(el, "two")).await;
+    assert!(occupant_id(&m).is_some_and(|id| id != bob_id), "{}", m.to_xml());
 }

@@ -47,7 +47,9 @@ fn is_room_presence(el: &Element) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_occupants_each_get_every_message() {
     let started = Instant::now();
-    let server = Arc::new(TestServer::start().await);
+    // Everyone enters at once, so whoever comes first creates the room: as an instant room (XEP-0045 §10.1.2),
+    // not one locked until configured.
+    let server = Arc::new(TestServer::start_with(|c| c.muc.lock_new_rooms = false).await);
 
     let inputs = (0..OCCUPANTS).map(|i| (i, None)).collect();
     let clients = in_batches(inputs, |i, _| {

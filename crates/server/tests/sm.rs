@@ -268,7 +268,7 @@ async fn room_messages_kept_for_resumption_are_delivered_once() {
     let server = TestServer::start().await;
     let room = common::muc::room("lobby");
     let (mut alice, previd) = login_resumable(&server, "alice", "phone").await;
-    alice.join("lobby", "alice").await;
+    alice.create("lobby", "alice").await;
     let mut bob = server.login("bob").await;
     bob.join("lobby", "bob").await;
     bob.send(format!("<message type='groupchat' to='{room}'><body>before</body></message>")).await;

@@ -56,8 +56,10 @@ async fn run(messages: usize, concurrency: usize, fts: bool, words: &[String]) {
     if !fts {
         store.close().await;
         let conn = rusqlite::Connection::open(&path).expect("open");
-        conn.execute_batch("DROP TRIGGER archive_fts_insert; DROP TRIGGER archive_fts_delete; DROP TABLE archive_fts;")
-            .expect("drop fts");
+        conn.execute_batch(
+            "DROP TRIGGER archive_fts_pending_insert; DROP TRIGGER archive_fts_delete; DROP TABLE archive_fts;",
+        )
+        .expect("drop fts");
         drop(conn);
     }
     let store = Store::open_sqlite(&path, SqliteOptions::default()).expect("reopen");

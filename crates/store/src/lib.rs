@@ -12,6 +12,7 @@ mod error;
 mod muc;
 mod pubsub;
 pub mod sqlite;
+mod upload;
 
 use std::path::Path;
 
@@ -19,7 +20,12 @@ use drupe_proto::sasl::Credentials;
 
 pub use archive::{ArchiveDefault, ArchiveEntry, ArchivePage, ArchivePrefs, ArchiveQuery};
 pub use error::StoreError;
+pub use muc::{MucRoom, RoomMessage};
+pub use pubsub::{
+    AccessModel, Affiliation, ItemsPage, ItemsQuery, NodeConfig, NodeCreated, Published, PubsubItem, SendLast,
+};
 pub use sqlite::{SqliteOptions, SqliteStore, SCHEMA_VERSION as SQLITE_SCHEMA_VERSION};
+pub use upload::{SlotGrant, SlotRequest, UploadFile};
 
 /// The subscription state of a roster item (RFC 6121 §2.1.2.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -318,6 +324,14 @@ impl Store {
     pub async fn archive_purge_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(s) => s.archive_purge_before(cutoff_ms).await,
+        }
+    }
+
+    /// Adds archived messages not yet in the full-text index to it (searches do this first
+    /// themselves; calling it every second keeps the backlog small). Returns how many.
+    pub async fn archive_index_pending(&self) -> Result<usize, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.archive_index_pending().await,
         }
     }
 

@@ -307,6 +307,7 @@ async fn removing_an_account_removes_its_archive_preferences_and_blocklist() {
     let prefs = ArchivePrefs { default: ArchiveDefault::Never, always: vec!["a@b".into()], never: vec![] };
     store.archive_set_prefs("alice", &prefs).await.unwrap();
     store.block("alice", &["spam.example".into()]).await.unwrap();
+    assert_eq!(store.archive_index_pending().await.unwrap(), 33);
     let hellos_before = fts_matches(&common::db_path(&dir), "hello");
 
     assert!(store.account_remove("alice").await.unwrap());
@@ -318,4 +319,63 @@ async fn removing_an_account_removes_its_archive_preferences_and_blocklist() {
     // alice's three "hello"s left the search index; mallory's stay.
     assert_eq!(fts_matches(&common::db_path(&dir), "hello"), hellos_before - 3);
     assert_eq!(store.archive_count("mallory").await.unwrap(), 3);
+}
+
+fn fts_pending(path: &std::path::Path) -> i64 {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row("SELECT count(*) FROM archive_fts_pending", [], |row| row.get(0)).unwrap()
+}
+
+/// FTS5's own consistency check of an external-content index against its table.
+fn fts_integrity_check(path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch("INSERT INTO archive_fts (archive_fts, rank) VALUES ('integrity-check', 1)").unwrap();
+}
+
+#[tokio::test]
+async fn full_text_index_is_kept_in_batches_and_searches_see_every_committed_message() {
+    let (dir, store, _) = archive_of(0).await;
+    let path = common::db_path(&dir);
+    // Below the batch size, rows wait for the index...
+    for n in 0..10 {
+        store.archive_append("alice", &entry(n)).await.unwrap();
+    }
+    assert_eq!(fts_pending(&path), 13);
+    // ...yet a search finds them: it indexes the backlog first.
+    let mut search = query(100);
+    search.text = Some("hello".into());
+    let found = store.archive_query("alice", &search).await.unwrap();
+    assert_eq!(found.items.len(), 1, "{found:?}");
+    assert_eq!(fts_pending(&path), 0);
+    fts_integrity_check(&path);
+
+    // Past the batch size an append indexes the backlog in its own group commit.
+    for n in 10..1_100 {
+        store.archive_append("alice", &entry(n)).await.unwrap();
+    }
+    assert!(fts_pending(&path) < 1_024, "{} rows pending", fts_pending(&path));
+    store.archive_index_pending().await.unwrap();
+    assert_eq!(fts_pending(&path), 0);
+    fts_integrity_check(&path);
+}
+
+#[tokio::test]
+async fn deleting_rows_not_yet_indexed_leaves_the_index_intact() {
+    let (dir, store, _) = archive_of(20).await;
+    let path = common::db_path(&dir);
+    // Half indexed, half pending, then everything purged.
+    store.archive_index_pending().await.unwrap();
+    for n in 20..40 {
+        store.archive_append("alice", &entry(n)).await.unwrap();
+    }
+    assert_eq!(fts_pending(&path), 20);
+    assert_eq!(store.archive_purge_before(i64::MAX).await.unwrap(), 43);
+    assert_eq!(fts_pending(&path), 0);
+    assert_eq!(fts_matches(&path, "hello"), 0);
+    fts_integrity_check(&path);
+    // And an account removal with pending rows.
+    store.archive_append("mallory", &entry(77)).await.unwrap();
+    assert!(store.account_remove("mallory").await.unwrap());
+    assert_eq!(fts_pending(&path), 0);
+    fts_integrity_check(&path);
 }

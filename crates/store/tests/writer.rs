@@ -112,8 +112,15 @@ async fn a_failing_write_undoes_only_itself_within_its_batch() {
 
 #[tokio::test]
 async fn a_full_disk_refuses_the_write_and_the_store_keeps_working() {
-    let options = SqliteOptions { max_page_count: Some(40), ..SqliteOptions::default() };
-    let (dir, store) = common::fresh_with(options.clone());
+    // A quota of the empty schema's size plus a dozen pages (the schema grows with features).
+    let (dir, store) = common::fresh();
+    store.close().await;
+    let schema_pages: u64 = rusqlite::Connection::open(common::db_path(&dir))
+        .unwrap()
+        .query_row("PRAGMA page_count", [], |row| row.get(0))
+        .unwrap();
+    let options = SqliteOptions { max_page_count: Some(schema_pages + 12), ..SqliteOptions::default() };
+    let store = Store::open_sqlite(&common::db_path(&dir), options.clone()).unwrap();
     store.account_create("alice", &credentials(1)).await.unwrap();
     let stanza = "x".repeat(16 * 1024);
 

@@ -38,6 +38,8 @@ pub struct LoginResult {
     pub server_cpu_pct: Option<f64>,
     pub tool_cpu: ToolCpuUse,
     pub mechanism: &'static str,
+    /// `tcp` (STARTTLS) or `websocket`.
+    pub transport: &'static str,
     /// Logins that started later than their slot because C were already in flight (fixed-rate mode only).
     pub late_starts: u64,
 }
@@ -50,6 +52,7 @@ impl LoginResult {
     pub fn report(&self) -> Report {
         let mut r = Report::new("login");
         r.text("mechanism", self.mechanism);
+        r.text("transport", self.transport);
         r.int("attempted", self.attempted as u64, "");
         r.int("ok", self.ok as u64, "");
         report_failures(&mut r, "failed", &self.failures);
@@ -96,6 +99,9 @@ pub async fn run(target: Arc<Target>, opts: &LoginOptions) -> Result<LoginResult
         set.spawn(async move {
             let t0 = Instant::now();
             let result = async {
+                if let Some(url) = &target.websocket {
+                    return client::websocket_login_cycle(&target, &tls, url, i, "bench").await;
+                }
                 let mut c = client::login(&target, &tls, i, "bench").await?;
                 let latency = t0.elapsed();
                 c.send_presence().await?;
@@ -130,6 +136,7 @@ pub async fn run(target: Arc<Target>, opts: &LoginOptions) -> Result<LoginResult
         server_cpu_pct: server_cpu.and_then(|w| w.percent()),
         tool_cpu: tool_cpu.finish(),
         mechanism: target.mechanism.name(),
+        transport: if target.websocket.is_some() { "websocket" } else { "tcp" },
         late_starts,
     })
 }

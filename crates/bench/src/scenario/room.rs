@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use drupe_proto::xml::Element;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -83,9 +84,25 @@ async fn join(mut client: Client, room: &str, nick: &str, timeout: Duration) -> 
             return Err(format!("{nick}: join refused"));
         }
         if is_own_join(&el) {
-            return Ok(client);
+            if !has_status(&el, "201") {
+                return Ok(client);
+            }
+            // This occupant created the room, which stays locked until its owner accepts a configuration.
+            client.outgoing.queue_instant_room(room);
+            client.outgoing.write().await.map_err(|e| e.to_string())?;
+        }
+        if el.name() == "iq" && el.attr("id") == Some("instant") {
+            return match el.attr("type") {
+                Some("result") => Ok(client),
+                _ => Err(format!("{nick}: the new room's default configuration was refused")),
+            };
         }
     }
+}
+
+/// Whether a MUC presence carries `<status code=code/>`.
+fn has_status(el: &Element, code: &str) -> bool {
+    el.children().filter(|x| x.name() == "x").flat_map(|x| x.children()).any(|s| s.attr("code") == Some(code))
 }
 
 /// Reads what the room still sends this occupant after everyone joined (the presence of later joiners, K²/2 stanzas
@@ -119,13 +136,21 @@ pub async fn run(target: Arc<Target>, opts: &RoomOptions) -> Result<RoomResult, 
     let logged = login_many(&target, &tls, sessions, opts.concurrency, &progress).await;
     let started = Instant::now();
     let mut joins = JoinSet::new();
-    for (slot, client) in logged.clients {
+    let mut clients = logged.clients.into_iter();
+    // The first occupant creates the room (and configures it if the server locks new rooms) before the rest join.
+    let mut occupants = Vec::new();
+    let mut join_failures = Vec::new();
+    if let Some((slot, client)) = clients.next() {
+        match join(client, &opts.room, &format!("u{slot}"), target.timeout).await {
+            Ok(c) => occupants.push((slot, c)),
+            Err(e) => join_failures.push(e),
+        }
+    }
+    for (slot, client) in clients {
         let room = opts.room.clone();
         let wait = target.timeout;
         joins.spawn(async move { join(client, &room, &format!("u{slot}"), wait).await.map(|c| (slot, c)) });
     }
-    let mut occupants = Vec::new();
-    let mut join_failures = Vec::new();
     while let Some(r) = joins.join_next().await {
         match r {
             Ok(Ok(c)) => occupants.push(c),

@@ -3,12 +3,14 @@
 
 mod csi;
 pub mod fast;
+pub mod framing;
 mod negotiation;
+pub mod output;
 mod sasl;
 mod session;
 mod sm;
-mod transport;
+pub mod transport;
 
 pub use negotiation::normalize_username;
-pub use session::{run, Session};
+pub use session::{run, run_framed, Session};
 pub use sm::Takeover;

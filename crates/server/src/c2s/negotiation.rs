@@ -1,5 +1,7 @@
 //! Stream negotiation (RFC 6120 §4-7): stream header and features, STARTTLS, SASL, resource binding.
 
+use std::time::Duration;
+
 use drupe_proto::error::{Condition, StanzaError, StreamCondition, StreamError};
 use drupe_proto::sasl::Mechanism;
 use drupe_proto::stanza;
@@ -8,6 +10,7 @@ use drupe_proto::{ns, BareJid, FullJid};
 use tokio::sync::mpsc;
 
 use super::session::{Flow, Session};
+use super::transport::Transport;
 use crate::context::random_token;
 use crate::router::{BindError, SessionHandle};
 
@@ -28,7 +31,7 @@ impl Session {
     pub(super) fn stream_open(&mut self, header: StreamHeader) -> Result<(), StreamError> {
         let id = random_token(16);
         let domain = self.ctx.domain().to_owned();
-        self.send_raw(&stanza::stream_header(&domain, &id, header.from.as_deref()));
+        self.out.header(&domain, &id, header.from.as_deref());
         self.header_sent = true;
         if header.content_ns.as_deref() != Some(ns::CLIENT) {
             return Err(StreamError::new(StreamCondition::InvalidNamespace).with_text("content namespace"));
@@ -57,7 +60,8 @@ impl Session {
             return f;
         }
         let tls = self.transport.is_tls();
-        if !tls {
+        // WebSocket and BOSH get their TLS from HTTPS (RFC 7395 §3.3.1): no STARTTLS inside them.
+        if !tls && !self.transport.is_framed() {
             let mut starttls = Element::new("starttls", ns::TLS);
             if self.ctx.config.c2s.require_tls {
                 starttls.push(Element::new("required", ns::TLS));
@@ -78,7 +82,7 @@ impl Session {
     /// Everything before the resource is bound.
     pub(super) async fn negotiate(&mut self, el: Element) -> Result<Flow, StreamError> {
         if el.is("starttls", ns::TLS) {
-            if self.transport.is_tls() || self.user.is_some() {
+            if self.transport.is_tls() || self.transport.is_framed() || self.user.is_some() {
                 self.send(&Element::new("failure", ns::TLS));
                 return Err(StreamError::new(StreamCondition::PolicyViolation).with_text("TLS already negotiated"));
             }
@@ -112,6 +116,28 @@ impl Session {
             return Err(StreamError::new(StreamCondition::PolicyViolation).with_text("STARTTLS is required"));
         }
         Err(StreamError::new(StreamCondition::NotAuthorized))
+    }
+
+    /// STARTTLS (RFC 6120 §5.4.3.3): the plain socket becomes a TLS one; the stream restarts.
+    pub(super) async fn start_tls(&mut self) -> Result<(), StreamError> {
+        let Transport::Plain(tcp) = std::mem::replace(&mut self.transport, Transport::Upgrading) else {
+            return Err(StreamError::new(StreamCondition::InternalServerError));
+        };
+        let handshake = self.ctx.tls.accept(tcp);
+        let timeout = Duration::from_secs(self.ctx.config.c2s.auth_timeout_secs);
+        match tokio::time::timeout(timeout, handshake).await {
+            Ok(Ok(tls)) => {
+                self.transport = Transport::Tls(Box::new(tls));
+                self.reader.reset();
+                self.header_sent = false;
+                Ok(())
+            }
+            // Nothing can be sent on a socket whose handshake failed; end quietly.
+            _ => {
+                self.closing = true;
+                Ok(())
+            }
+        }
     }
 
     /// RFC 6120 §7 resource binding by IQ.

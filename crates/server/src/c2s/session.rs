@@ -8,25 +8,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drupe_proto::error::{StanzaError, StreamCondition, StreamError};
-use drupe_proto::stanza::{self, STREAM_CLOSE};
+use drupe_proto::stanza;
 use drupe_proto::xml::{Element, Limits, StreamEvent, StreamReader};
 use drupe_proto::{ns, FullJid};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::output::Output;
 use super::sm::{Sent, StreamManagement, Takeover};
-use super::transport::Transport;
+use super::transport::{Received, Transport};
 use crate::context::Context;
 use crate::modules;
 use crate::router::Outbound;
 
 /// Bytes read from the socket at a time.
-const READ_CHUNK: usize = 2048;
-/// A write buffer grown beyond this is released after it is flushed, so idle sessions stay small.
-const KEEP_WRITE_CAPACITY: usize = 512;
 /// Queued stanzas written per wake-up before the socket is flushed.
 const WRITE_BATCH: usize = 64;
 
@@ -57,12 +54,12 @@ pub struct Session {
     pub(super) peer: SocketAddr,
     pub(super) transport: Transport,
     pub(super) reader: StreamReader,
-    out: Vec<u8>,
+    pub(super) out: Output,
     pub(super) header_sent: bool,
     pub(super) sasl: Option<super::sasl::Exchange>,
     pub(super) auth_failures: u32,
     pub(super) rx: Option<mpsc::Receiver<Outbound>>,
-    closing: bool,
+    pub(super) closing: bool,
     /// The account, once authenticated.
     pub user: Option<String>,
     /// The full JID, once bound.
@@ -94,7 +91,7 @@ pub async fn run(socket: TcpStream, peer: SocketAddr, direct_tls: bool, ctx: Arc
     async move {
         let auth_timeout = Duration::from_secs(ctx.config.c2s.auth_timeout_secs);
         let transport = if direct_tls {
-            match tokio::time::timeout(auth_timeout, ctx.tls.accept(socket)).await {
+            match tokio::time::timeout(auth_timeout, Box::pin(ctx.tls.accept(socket))).await {
                 Ok(Ok(tls)) => Transport::Tls(Box::new(tls)),
                 Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
                 Err(_) => return tracing::debug!("TLS handshake timed out"),
@@ -102,14 +99,26 @@ pub async fn run(socket: TcpStream, peer: SocketAddr, direct_tls: bool, ctx: Arc
         } else {
             Transport::Plain(socket)
         };
-        let mut session = Session::new(ctx, id, peer, transport);
-        tracing::debug!("connected");
-        let end = session.drive().await;
-        session.finish(end).await;
-        tracing::debug!("disconnected");
+        serve(ctx, id, peer, transport).await;
     }
     .instrument(span)
     .await
+}
+
+/// Runs a client stream over a WebSocket or BOSH transport (the HTTP side made it) to its end.
+pub async fn run_framed(transport: Transport, peer: SocketAddr, ctx: Arc<Context>) {
+    let id = ctx.next_id();
+    let kind = if matches!(transport, Transport::Bosh(_)) { "bosh" } else { "websocket" };
+    let span = tracing::info_span!("c2s", id, %peer, transport = kind, jid = tracing::field::Empty);
+    serve(ctx, id, peer, transport).instrument(span).await
+}
+
+async fn serve(ctx: Arc<Context>, id: u64, peer: SocketAddr, transport: Transport) {
+    let mut session = Session::new(ctx, id, peer, transport);
+    tracing::debug!("connected");
+    let end = session.drive().await;
+    Box::pin(session.finish(end)).await;
+    tracing::debug!("disconnected");
 }
 
 impl Session {
@@ -117,12 +126,17 @@ impl Session {
         let l = &ctx.config.limits;
         let limits =
             Limits { max_stanza_bytes: l.max_stanza_bytes, max_depth: l.max_depth, max_attributes: l.max_attributes };
+        let framed = transport.is_framed();
+        let mut reader = StreamReader::new(limits);
+        if framed {
+            super::framing::prepare_reader(&mut reader);
+        }
         Session {
             id,
             peer,
             transport,
-            reader: StreamReader::new(limits),
-            out: Vec::new(),
+            reader,
+            out: if framed { Output::framed() } else { Output::default() },
             header_sent: false,
             sasl: None,
             auth_failures: 0,
@@ -145,7 +159,6 @@ impl Session {
     }
 
     async fn drive(&mut self) -> End {
-        let mut buf = [0u8; READ_CHUNK];
         let auth_deadline = Instant::now() + Duration::from_secs(self.ctx.config.c2s.auth_timeout_secs);
         let idle = Duration::from_secs(self.ctx.config.c2s.idle_timeout_secs);
         let ping_interval = Duration::from_secs(self.ctx.config.c2s.ping_interval_secs);
@@ -161,7 +174,7 @@ impl Session {
                 (true, true, Some(at)) => at + ping_timeout,
             };
             enum Wake {
-                Read(std::io::Result<usize>),
+                Read(Received),
                 Queue(Option<Outbound>),
                 Takeover(Option<Takeover>),
                 Timeout,
@@ -172,7 +185,7 @@ impl Session {
                 _ = self.ctx.shutdown.cancelled() => Wake::Shutdown,
                 o = recv(&mut self.rx) => Wake::Queue(o),
                 t = recv(&mut self.takeover) => Wake::Takeover(t),
-                r = self.transport.read(&mut buf) => Wake::Read(r),
+                r = self.transport.receive() => Wake::Read(r),
                 _ = tokio::time::sleep_until(deadline) => Wake::Timeout,
             };
             match wake {
@@ -209,14 +222,21 @@ impl Session {
                         }
                     }
                     if std::mem::take(&mut self.offline_pending) && self.offline_delivered {
-                        modules::message::flush_offline(self).await;
+                        Box::pin(modules::message::flush_offline(self)).await;
                     }
                 }
-                Wake::Read(Ok(0)) | Wake::Read(Err(_)) => return End::Dropped,
-                Wake::Read(Ok(n)) => {
+                Wake::Read(Received::Eof) => return End::Dropped,
+                Wake::Read(Received::Invalid(e)) => return End::Error(e),
+                Wake::Read(input) => {
                     last_input = Instant::now();
                     ping_sent = None;
-                    if let Err(e) = self.input(&buf[..n]).await {
+                    let handled = match input {
+                        Received::Bytes(data) => self.input(&data).await,
+                        Received::Frame(text) => self.input_frame(text.as_bytes()).await,
+                        Received::Events(events) => self.input_events(events).await,
+                        _ => Ok(()),
+                    };
+                    if let Err(e) = handled {
                         return End::Error(e);
                     }
                     if !self.reader.in_stanza() {
@@ -241,21 +261,36 @@ impl Session {
     /// Processes bytes from the socket.
     async fn input(&mut self, mut data: &[u8]) -> Result<(), StreamError> {
         while let Some(event) = self.reader.next(&mut data)? {
-            match event {
-                StreamEvent::Open(header) => self.stream_open(header)?,
-                StreamEvent::Whitespace => {}
-                StreamEvent::Close => {
-                    self.closing = true;
-                    return Ok(());
-                }
-                StreamEvent::Stanza(el) => match self.element(el).await? {
-                    Flow::Continue => {}
-                    Flow::Restart => self.reader.reset(),
-                    Flow::StartTls => return self.start_tls().await,
-                },
+            if self.event(event).await? {
+                return Ok(());
             }
         }
         Ok(())
+    }
+
+    /// Handles one stream event, the same on every transport. `Ok(true)`: stop reading this input (the stream
+    /// closed, or STARTTLS discards what was pipelined after it).
+    pub(super) async fn event(&mut self, event: StreamEvent) -> Result<bool, StreamError> {
+        match event {
+            StreamEvent::Open(header) => self.stream_open(header)?,
+            StreamEvent::Whitespace => {}
+            StreamEvent::Close => {
+                self.closing = true;
+                return Ok(true);
+            }
+            // Boxed: the futures of every module would otherwise live in each idle session's task.
+            StreamEvent::Stanza(el) => match Box::pin(self.element(el)).await? {
+                Flow::Continue => {}
+                // Framed transports parse each element as its own document: there is no stream to restart.
+                Flow::Restart if self.transport.is_framed() => {}
+                Flow::Restart => self.reader.reset(),
+                Flow::StartTls => {
+                    Box::pin(self.start_tls()).await?;
+                    return Ok(true);
+                }
+            },
+        }
+        Ok(false)
     }
 
     /// One first-level element, in whatever phase the stream is.
@@ -284,30 +319,9 @@ impl Session {
         }
     }
 
-    async fn start_tls(&mut self) -> Result<(), StreamError> {
-        let Transport::Plain(tcp) = std::mem::replace(&mut self.transport, Transport::Upgrading) else {
-            return Err(StreamError::new(StreamCondition::InternalServerError));
-        };
-        let handshake = self.ctx.tls.accept(tcp);
-        let timeout = Duration::from_secs(self.ctx.config.c2s.auth_timeout_secs);
-        match tokio::time::timeout(timeout, handshake).await {
-            Ok(Ok(tls)) => {
-                self.transport = Transport::Tls(Box::new(tls));
-                self.reader.reset();
-                self.header_sent = false;
-                Ok(())
-            }
-            // Nothing can be sent on a socket whose handshake failed; end quietly.
-            _ => {
-                self.closing = true;
-                Ok(())
-            }
-        }
-    }
-
     /// Queues a stanza or negotiation element for writing.
     pub fn send(&mut self, el: &Element) {
-        el.write_to(&mut self.out, ns::CLIENT);
+        self.out.element(el);
         if let Some(sm) = self.sm.as_mut() {
             if stanza::kind(el).is_some() {
                 sm.unacked.push_back(Sent::Element(Arc::new(el.clone())));
@@ -317,7 +331,7 @@ impl Session {
 
     /// [`Session::send`] for a stanza shared with other recipients: stream management keeps the shared copy.
     pub fn send_shared(&mut self, el: Arc<Element>) {
-        el.write_to(&mut self.out, ns::CLIENT);
+        self.out.element(&el);
         if let Some(sm) = self.sm.as_mut() {
             if stanza::kind(&el).is_some() {
                 sm.unacked.push_back(Sent::Element(el));
@@ -327,11 +341,7 @@ impl Session {
 
     /// Writes a stanza serialized once for many recipients, with this session's `to` spliced in.
     pub fn send_addressed(&mut self, p: Arc<crate::router::Prepared>, to: Box<str>) {
-        self.out.extend_from_slice(&p.head);
-        self.out.extend_from_slice(b" to='");
-        drupe_proto::xml::escape_attr(&mut self.out, &to);
-        self.out.push(b'\'');
-        self.out.extend_from_slice(&p.tail);
+        self.out.addressed(&p, &to);
         if let Some(sm) = self.sm.as_mut() {
             sm.unacked.push_back(Sent::Addressed(p, to));
         }
@@ -343,10 +353,6 @@ impl Session {
             Sent::Element(el) => self.send_shared(el),
             Sent::Addressed(p, to) => self.send_addressed(p, to),
         }
-    }
-
-    pub(super) fn send_raw(&mut self, bytes: &[u8]) {
-        self.out.extend_from_slice(bytes);
     }
 
     /// Answers `to` with a stanza error (never answering an error with an error).
@@ -365,16 +371,8 @@ impl Session {
         if self.out.is_empty() {
             return Ok(());
         }
-        let r = self.transport.write_all(&self.out).await;
-        let r = match r {
-            Ok(()) => self.transport.flush().await,
-            Err(e) => Err(e),
-        };
-        if self.out.capacity() > KEEP_WRITE_CAPACITY {
-            self.out = Vec::new();
-        } else {
-            self.out.clear();
-        }
+        let r = self.transport.send(&self.out).await;
+        self.out.clear();
         r
     }
 
@@ -418,7 +416,7 @@ impl Session {
             other => other,
         };
         if let End::TakenOver(request) = end {
-            let _ = self.transport.shutdown().await;
+            self.transport.shutdown().await;
             if let Some(detached) = self.detach(held) {
                 let _ = request.send(Box::new(detached));
             }
@@ -433,19 +431,19 @@ impl Session {
                 }
                 if !self.header_sent {
                     let id = crate::context::random_token(16);
-                    self.send_raw(&stanza::stream_header(self.ctx.domain(), &id, None));
+                    self.out.header(self.ctx.domain(), &id, None);
                 }
-                self.send_raw(&e.to_bytes());
-                self.send_raw(STREAM_CLOSE);
+                self.out.stream_error(e);
+                self.out.close();
             }
-            End::Closed => self.send_raw(STREAM_CLOSE),
+            End::Closed => self.out.close(),
             End::Dropped => self.out.clear(),
             End::TakenOver(_) => {}
         }
         if !matches!(end, End::Dropped) {
             let _ = tokio::time::timeout(Duration::from_secs(2), async {
                 let _ = self.flush().await;
-                let _ = self.transport.shutdown().await;
+                self.transport.shutdown().await;
             })
             .await;
         }

@@ -168,7 +168,7 @@ impl Session {
             if let Some(sm) = self.sm.as_mut() {
                 sm.requested = true;
             }
-            self.send_raw(b"<r xmlns='urn:xmpp:sm:3'/>");
+            self.out.raw_element(b"<r xmlns='urn:xmpp:sm:3'/>");
         }
     }
 

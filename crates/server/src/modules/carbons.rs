@@ -28,10 +28,13 @@ pub fn handle(s: &mut Session, iq: &Element) {
     s.send(&stanza::iq_result(iq, None));
 }
 
-/// Whether a message is copied (XEP-0280 §6): chat messages, and normal messages with a body, unless marked.
+/// Whether a message is copied (XEP-0280 §6): chat messages, and normal messages with a body or a XEP-0353 call
+/// set-up (so the caller's and callee's other devices stop ringing), unless marked.
 fn eligible(el: &Element) -> bool {
     let kind = el.attr("type").unwrap_or("normal");
-    let by_type = kind == "chat" || (kind == "normal" && el.child("body", drupe_proto::ns::CLIENT).is_some());
+    let jmi = || el.children().any(|c| c.ns().starts_with("urn:xmpp:jingle-message:"));
+    let by_type =
+        kind == "chat" || (kind == "normal" && (el.child("body", drupe_proto::ns::CLIENT).is_some() || jmi()));
     by_type && el.child("private", NS).is_none() && el.child("no-copy", HINTS).is_none()
 }
 

@@ -33,6 +33,10 @@ pub fn server_info(s: &mut Session, iq: &Element) {
     if !s.ctx.config.server.hide_version {
         features.push(ns::VERSION);
     }
+    features.extend([super::vcard::NS, super::private::NS]);
+    if super::extdisco::enabled(&s.ctx.config.turn) {
+        features.push(super::extdisco::NS);
+    }
     for f in features {
         query.push(feature(f));
     }
@@ -44,7 +48,8 @@ pub fn server_info(s: &mut Session, iq: &Element) {
 /// that it exists.
 pub async fn account_info(s: &mut Session, iq: &Element, own: bool) {
     if has_node(iq) {
-        return s.send_error(iq, Condition::ItemNotFound);
+        // XEP-0060 §5.3: a PEP node's metadata.
+        return super::pep::disco_node_info(s, iq).await;
     }
     let visible = if own {
         true
@@ -67,8 +72,13 @@ pub async fn account_info(s: &mut Session, iq: &Element, own: bool) {
     }
     let mut query = Element::new("query", ns::DISCO_INFO)
         .with_child(identity("account", "registered", None))
+        .with_child(identity("pubsub", "pep", None))
         .with_child(feature(ns::DISCO_INFO))
         .with_child(feature(ns::DISCO_ITEMS));
+    // XEP-0163 §4.2: the account's PEP service.
+    for f in super::pep::FEATURES {
+        query.push(feature(f));
+    }
     if own && s.ctx.config.archive.enabled {
         for f in [mam::NS, mam::NS_EXTENDED, mam::SID, mam::FULLTEXT] {
             query.push(feature(f));
@@ -89,6 +99,13 @@ pub fn items(s: &mut Session, iq: &Element) {
                 .with_attr("jid", s.ctx.muc.domain.as_str())
                 .with_attr("name", "Chatrooms"),
         );
+        if super::upload::offered(&s.ctx) {
+            query.push(
+                Element::new("item", ns::DISCO_ITEMS)
+                    .with_attr("jid", s.ctx.upload.domain.as_str())
+                    .with_attr("name", "HTTP File Upload"),
+            );
+        }
     }
     s.send(&stanza::iq_result(iq, Some(query)));
 }

@@ -15,7 +15,7 @@ use drupe_store::{ArchiveDefault, ArchiveEntry, ArchivePrefs, ArchiveQuery};
 
 use super::{now_ms, store_failure};
 use crate::c2s::Session;
-use crate::context::{random_token, Context};
+use crate::context::{time_ordered_id, Context};
 
 pub const NS: &str = "urn:xmpp:mam:2";
 pub const NS_EXTENDED: &str = "urn:xmpp:mam:2#extended";
@@ -52,11 +52,14 @@ async fn prefs(ctx: &Context, user: &str) -> Result<Arc<ArchivePrefs>, StanzaErr
 
 /// Messages worth keeping: chat/normal with a body, a retraction or a correction (XEP-0313 §5.1.1).
 pub fn archivable(el: &Element) -> bool {
+    const HINTS: &str = "urn:xmpp:hints";
     matches!(el.attr("type").unwrap_or("normal"), "chat" | "normal")
         && (el.child("body", ns::CLIENT).is_some()
             || el.child("retract", RETRACT).is_some()
-            || el.child("replace", CORRECT).is_some())
-        && el.child("no-store", "urn:xmpp:hints").is_none()
+            || el.child("replace", CORRECT).is_some()
+            // XEP-0334: e.g. XEP-0353 call proposals, which clients read back to show missed calls.
+            || el.child("store", HINTS).is_some())
+        && el.child("no-store", HINTS).is_none()
 }
 
 /// Whether `owner`'s preferences keep messages exchanged with `with` (a bare JID).
@@ -121,7 +124,7 @@ pub async fn prepare_outgoing(ctx: &Context, owner: &str, el: &Element) -> Resul
 
 fn entry(with: &str, outgoing: bool, el: &Element) -> ArchiveEntry {
     ArchiveEntry {
-        stanza_id: random_token(20),
+        stanza_id: time_ordered_id(),
         with: with.to_owned(),
         outgoing,
         timestamp_ms: now_ms(),
@@ -154,7 +157,7 @@ pub async fn handle(s: &mut Session, iq: &Element) {
     }
 }
 
-fn query_form() -> Element {
+pub fn query_form() -> Element {
     let mut x = dataform::form("form", NS);
     for (var, kind) in [
         ("with", "jid-single"),
@@ -175,7 +178,7 @@ fn bad(text: &str) -> StanzaError {
 }
 
 /// Builds the store query from the form and the RSM set (XEP-0313 §4).
-fn parse_query(q: &Element, max_page: usize) -> Result<ArchiveQuery, StanzaError> {
+pub fn parse_query(q: &Element, max_page: usize) -> Result<ArchiveQuery, StanzaError> {
     let mut query = ArchiveQuery { max: max_page, ..Default::default() };
     if let Some(x) = q.child("x", dataform::NS) {
         for (var, values) in dataform::fields(x) {
@@ -296,6 +299,22 @@ async fn set_prefs(s: &mut Session, iq: &Element, el: &Element) -> Result<(), St
     s.ctx.store.archive_set_prefs(&user, &prefs).await.map_err(store_failure)?;
     s.ctx.mam_prefs.put(&user, prefs);
     get_prefs(s, iq).await
+}
+
+/// Keeps the full-text index (XEP-0431) caught up with the archive, every second, until shutdown.
+/// Appends index in batches by themselves under load; this catches up a quiet server.
+pub async fn full_text_upkeep(ctx: Arc<Context>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = ctx.shutdown.cancelled() => return,
+        }
+        if let Err(e) = ctx.store.archive_index_pending().await {
+            tracing::warn!(error = %e, "full-text index upkeep failed");
+        }
+    }
 }
 
 /// Deletes archive entries older than `archive.retention_days`, hourly, until shutdown.

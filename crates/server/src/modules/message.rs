@@ -29,7 +29,7 @@ pub async fn from_client(s: &mut Session, el: Element, to: Option<&Jid>) {
         Target::Bare(u) => Some((u.as_str(), None)),
         Target::Full(u, r) => Some((u.as_str(), Some(r.as_str()))),
         // (Group chat addresses never get here: `handle_client_stanza` hands them to the MUC service.)
-        Target::Server | Target::Remote | Target::Muc(..) => None,
+        Target::Server | Target::Remote | Target::Muc(..) | Target::Upload => None,
     };
     let result = match recipient {
         Some((to_user, resource)) => {

@@ -4,13 +4,18 @@
 pub mod blocking;
 pub mod carbons;
 pub mod disco;
+pub mod extdisco;
 pub mod iq;
 pub mod mam;
 pub mod message;
 pub mod muc;
+pub mod pep;
 pub mod ping;
 pub mod presence;
+pub mod private;
 pub mod roster;
+pub mod upload;
+pub mod vcard;
 pub mod version;
 
 use drupe_proto::error::{Condition, StanzaError, StreamError};
@@ -36,6 +41,8 @@ pub enum Target {
     Full(String, String),
     /// The group chat service (XEP-0045): (room, nick).
     Muc(Option<String>, Option<String>),
+    /// The HTTP File Upload service (XEP-0363).
+    Upload,
     /// Another domain: there is no server-to-server yet.
     Remote,
 }
@@ -45,6 +52,9 @@ pub fn target(ctx: &Context, to: Option<&Jid>) -> Target {
     if to.domain().as_str().eq_ignore_ascii_case(&ctx.muc.domain) {
         let (room, nick) = muc::address(to);
         return Target::Muc(room, nick);
+    }
+    if to.node().is_none() && to.domain().as_str().eq_ignore_ascii_case(&ctx.upload.domain) {
+        return Target::Upload;
     }
     if !to.domain().as_str().eq_ignore_ascii_case(ctx.domain()) {
         return Target::Remote;
@@ -66,8 +76,18 @@ pub async fn handle_client_stanza(s: &mut Session, kind: Kind, mut el: Element) 
             return Ok(());
         }
     };
+    if kind == Kind::Presence && el.attr("type").is_none() {
+        // XEP-0398 §4: every available presence (broadcast, directed, MUC joins) carries the avatar hash.
+        if let Some(user) = s.user.clone() {
+            el = pep::avatar::stamp_presence(&s.ctx, &user, el).await;
+        }
+    }
     if let Target::Muc(room, nick) = target(&s.ctx, to.as_ref()) {
         muc::from_client(s, el, room, nick).await;
+        return Ok(());
+    }
+    if target(&s.ctx, to.as_ref()) == Target::Upload {
+        upload::from_client(s, el).await;
         return Ok(());
     }
     match kind {

@@ -78,6 +78,8 @@ async fn broadcast(s: &mut Session, el: Element) {
     let prio = priority(&el);
     s.presence = Some(el.clone());
     s.ctx.router.set_presence(&user, &resource, s.id, Some((prio, el.clone())));
+    // XEP-0115/0163: caps decide which PEP notifications this resource gets (and its last items now).
+    super::pep::presence_available(s, &el).await;
     let items = roster_items(&s.ctx, &user).await;
     let me_jid = Jid::from(jid.clone());
     for item in items.iter().filter(|i| matches!(i.subscription, Subscription::From | Subscription::Both)) {
@@ -173,6 +175,7 @@ fn directed(s: &mut Session, el: Element, user: &str, resource: Option<&str>) {
 /// The session became unavailable (explicitly or because it ended): tell everyone who saw it available.
 pub async fn went_offline(s: &mut Session) {
     let (Some(user), Some(jid)) = (s.user.clone(), s.jid.clone()) else { return };
+    super::pep::went_unavailable(&s.ctx, &user, jid.resource().as_str(), s.id);
     let directed = std::mem::take(&mut s.directed);
     if s.presence.take().is_none() && directed.is_empty() {
         return;
@@ -367,6 +370,10 @@ async fn inbound_subscribed(ctx: &Context, user: &str, contact_bare: &str) {
     save(ctx, user, &item).await;
     let user_bare = format!("{user}@{}", ctx.domain());
     to_available(ctx, user, &subscription_stanza("subscribed", contact_bare, &user_bare));
+    // XEP-0163: the new subscriber gets the contact's last PEP items.
+    if let Some(contact) = local_user(ctx, contact_bare) {
+        super::pep::notify::subscription_approved(ctx, user, &contact).await;
+    }
 }
 
 /// The contact's server receives an unsubscribe (RFC 6121 §3.3.3).

@@ -282,6 +282,26 @@ impl Client {
         self.join_with(room, nick, "").await
     }
 
+    /// Joins `room` as `nick`, creating it, and accepts the default configuration (an instant room, XEP-0045
+    /// §10.1.2): others may enter once this returns. Returns the stanzas of the join.
+    pub async fn create(&mut self, room: &str, nick: &str) -> Vec<Element> {
+        let got = self.join(room, nick).await;
+        let reply = self.configure(room, "").await;
+        assert_eq!(reply.attr("type"), Some("result"), "instant room {room}: {}", reply.to_xml());
+        got
+    }
+
+    /// Submits `room`'s configuration form with `fields` (see [`super::muc::field`]); returns the IQ reply.
+    pub async fn configure(&mut self, room: &str, fields: &str) -> Element {
+        let id = self.id();
+        let to = super::muc::room(room);
+        self.iq(&format!(
+            "<iq type='set' id='{id}' to='{to}'><query xmlns='{}'><x xmlns='jabber:x:data' type='submit'>{fields}</x></query></iq>",
+            super::muc::MUC_OWNER
+        ))
+        .await
+    }
+
     /// The stanzas received before the first one matching `pred` (unmatched ones first, in arrival order), then
     /// that one; they are removed from the inbox.
     pub async fn collect_until(&mut self, pred: impl Fn(&Element) -> bool) -> Vec<Element> {

@@ -57,7 +57,7 @@ impl ServerCertVerifier for AcceptAnyCert {
     }
 }
 
-fn tls_connector() -> tokio_rustls::TlsConnector {
+pub(super) fn tls_connector() -> tokio_rustls::TlsConnector {
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .expect("protocol versions")
@@ -70,6 +70,8 @@ fn tls_connector() -> tokio_rustls::TlsConnector {
 enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    /// RFC 7395 over TLS: the harness's stream output is translated to frames and back (`ws.rs`).
+    Ws(Box<super::ws::Ws>),
     Gone,
 }
 
@@ -90,6 +92,8 @@ pub struct Conn {
     eof: bool,
     /// Everything received, as text, for failure messages.
     log: String,
+    /// WebSocket: every text message received, as sent by the server.
+    pub frames: Vec<String>,
 }
 
 impl Conn {
@@ -102,11 +106,37 @@ impl Conn {
             events: VecDeque::new(),
             eof: false,
             log: String::new(),
+            frames: Vec::new(),
         };
         if direct_tls {
             conn.handshake().await;
         }
         conn
+    }
+
+    /// An RFC 7395 WebSocket to the HTTPS listener (subprotocol `xmpp`), nothing sent yet.
+    pub async fn connect_ws(addr: SocketAddr) -> Conn {
+        let ws = super::ws::connect(addr, "/xmpp-websocket", Some("xmpp")).await.expect("WebSocket handshake");
+        Conn {
+            stream: Stream::Ws(Box::new(ws)),
+            reader: StreamReader::new(Limits::default()),
+            events: VecDeque::new(),
+            eof: false,
+            log: String::new(),
+            frames: Vec::new(),
+        }
+    }
+
+    /// WebSocket: sends `message` as is, as one message (text, or binary when `binary`).
+    pub async fn send_ws_message(&mut self, message: &[u8], binary: bool) {
+        use futures_util::SinkExt;
+        let Stream::Ws(ws) = &mut self.stream else { panic!("not a WebSocket") };
+        let m = if binary {
+            tokio_tungstenite::tungstenite::Message::binary(message.to_vec())
+        } else {
+            tokio_tungstenite::tungstenite::Message::text(String::from_utf8(message.to_vec()).expect("UTF-8"))
+        };
+        ws.send(m).await.expect("send WebSocket message");
     }
 
     async fn handshake(&mut self) {
@@ -130,6 +160,10 @@ impl Conn {
                 }
                 .await
             }
+            Stream::Ws(ws) => {
+                assert!(super::ws::send_frames(ws, super::ws::to_frames(data)).await, "write to server");
+                Ok(())
+            }
             Stream::Gone => panic!("write on a closed connection"),
         };
         r.expect("write to server");
@@ -141,6 +175,7 @@ impl Conn {
         match &mut self.stream {
             Stream::Plain(s) => s.write_all(data).await.is_ok(),
             Stream::Tls(s) => s.write_all(data).await.is_ok() && s.flush().await.is_ok(),
+            Stream::Ws(ws) => super::ws::send_frames(ws, super::ws::to_frames(data)).await,
             Stream::Gone => false,
         }
     }
@@ -155,6 +190,18 @@ impl Conn {
             let read = match &mut self.stream {
                 Stream::Plain(s) => tokio::time::timeout_at(deadline, s.read(&mut buf)).await,
                 Stream::Tls(s) => tokio::time::timeout_at(deadline, s.read(&mut buf)).await,
+                Stream::Ws(ws) => match tokio::time::timeout_at(deadline, super::ws::next_text(ws)).await {
+                    Err(_) => return Err(Ended::Timeout),
+                    Ok(None) => Ok(Ok(0)),
+                    Ok(Some(frame)) => {
+                        let bytes = super::ws::from_frame(&frame);
+                        self.frames.push(frame);
+                        let n = bytes.len().min(buf.len());
+                        assert_eq!(n, bytes.len(), "frame larger than the test buffer");
+                        buf[..n].copy_from_slice(&bytes);
+                        Ok(Ok(n))
+                    }
+                },
                 Stream::Gone => return Err(Ended::Eof),
             };
             let n = match read {

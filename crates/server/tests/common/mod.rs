@@ -6,7 +6,9 @@
 
 mod client;
 mod conn;
+pub mod http;
 mod scram;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,6 +49,7 @@ fn base_config(data_dir: PathBuf) -> Config {
     let mut config = Config { data_dir, domain: DOMAIN.into(), ..Config::default() };
     config.c2s.listen = "127.0.0.1:0".into();
     config.c2s.listen_tls = "127.0.0.1:0".into();
+    config.http.listen_tls = "127.0.0.1:0".into();
     config.server.create_admin = false;
     config.server.shutdown_grace_secs = 2;
     config.auth.failure_delay_ms = 10;
@@ -97,6 +100,32 @@ impl TestServer {
     /// The direct TLS listener.
     pub fn tls_addr(&self) -> SocketAddr {
         self.server().c2s_tls.expect("direct TLS listener is enabled")
+    }
+
+    /// The HTTPS listener (WebSocket, BOSH, host-meta, upload).
+    pub fn https_addr(&self) -> SocketAddr {
+        self.server().http_tls.expect("HTTPS listener is enabled")
+    }
+
+    /// The plain HTTP listener, when the test configured `http.listen`.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.server().http.expect("plain HTTP listener is enabled")
+    }
+
+    /// An RFC 7395 WebSocket stream to the HTTPS listener, nothing sent yet.
+    pub async fn connect_ws(&self) -> Conn {
+        Conn::connect_ws(self.https_addr()).await
+    }
+
+    /// Logs `name` in over WebSocket (creating the account) with SCRAM-SHA-256, binds resource "test" and sends
+    /// initial presence.
+    pub async fn login_ws(&self, name: &str) -> Client {
+        self.create_account(name).await;
+        let mut conn = self.connect_ws().await;
+        let features = conn.open().await;
+        assert!(features.child("starttls", ns::TLS).is_none(), "STARTTLS offered over WebSocket");
+        conn.auth_scram(name, PASSWORD).await.unwrap_or_else(|f| panic!("SCRAM refused: {}", f.to_xml()));
+        Client::finish_login(conn, name, Some("test"), true).await
     }
 
     /// The running server's store (for checks on what was persisted).
@@ -255,6 +284,8 @@ pub mod muc {
 
     pub const MUC: &str = "http://jabber.org/protocol/muc";
     pub const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
+    pub const MUC_OWNER: &str = "http://jabber.org/protocol/muc#owner";
+    pub const MUC_ADMIN: &str = "http://jabber.org/protocol/muc#admin";
     /// `conference.localhost`, the default `muc.subdomain` under [`super::DOMAIN`].
     pub const SERVICE: &str = "conference.localhost";
 
@@ -266,6 +297,11 @@ pub mod muc {
     /// `room@conference.localhost/nick`.
     pub fn occupant(room_name: &str, nick: &str) -> String {
         format!("{}/{nick}", room(room_name))
+    }
+
+    /// A submitted data form field `var` with one value.
+    pub fn field(var: &str, value: &str) -> String {
+        format!("<field var='{var}'><value>{value}</value></field>")
     }
 
     /// The `<x xmlns='…muc#user'/>` child of a presence or message.

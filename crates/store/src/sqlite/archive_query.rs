@@ -110,6 +110,10 @@ fn fts_query(text: &str) -> Option<String> {
 
 impl SqliteStore {
     pub(crate) async fn archive_query(&self, owner: &str, query: &ArchiveQuery) -> Result<ArchivePage, StoreError> {
+        if query.text.is_some() {
+            // A search sees every committed message: index the backlog first.
+            self.archive_index_pending().await?;
+        }
         let owner = owner.to_owned();
         let query = query.clone();
         self.read(move |conn| {

@@ -128,6 +128,10 @@ const MIGRATIONS: &[&str] = &[
     super::muc::MIGRATION,
     // 5: XEP-0060/0163 PubSub nodes and items (PEP), and XEP-0054 vcard-temp.
     super::pubsub::MIGRATION,
+    // 6: XEP-0363 HTTP File Upload slots and files (per-account accounting).
+    super::upload::MIGRATION,
+    // 7: the full-text index (XEP-0431) is kept in batches, not by a trigger per row.
+    super::archive::FTS_BATCHED_MIGRATION,
 ];
 
 /// Brings the database up to [`SCHEMA_VERSION`], one transaction per migration.

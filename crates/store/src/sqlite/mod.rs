@@ -17,6 +17,7 @@ mod muc;
 mod offline;
 mod pubsub;
 mod roster;
+mod upload;
 mod writer;
 
 use std::fmt;
@@ -75,6 +76,8 @@ struct Inner {
     writer: Writer,
     readers: Arc<ReaderPool>,
     checkpointer: Arc<checkpoint::Checkpointer>,
+    /// Archive rows not yet in the full-text index (see `archive.rs`).
+    fts_pending: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -123,10 +126,11 @@ impl SqliteStore {
             "opened sqlite store"
         );
 
+        let fts_pending = Arc::new(archive::count_pending(&conn)?.into());
         let readers = Arc::new(ReaderPool::open(path, &options)?);
         let writer = Writer::spawn(conn, options.max_batch, options.queue_capacity)?;
         let checkpointer = Arc::new(checkpoint::Checkpointer::spawn(path, options.busy_timeout)?);
-        Ok(SqliteStore { inner: Arc::new(Inner { path: path.to_owned(), writer, readers, checkpointer }) })
+        Ok(SqliteStore { inner: Arc::new(Inner { path: path.to_owned(), writer, readers, checkpointer, fts_pending }) })
     }
 
     /// The file this store lives in.

@@ -1,11 +1,32 @@
-//! XEP-0045 Multi-User Chat on `<muc.subdomain>.<domain>`: discovery, joining (rooms are created by their first
-//! occupant), presence, groupchat and private messages, nickname changes, leaving, and leaving on disconnect.
+//! XEP-0045 Multi-User Chat on `<muc.subdomain>.<domain>`: the service's rooms and where each stanza addressed to
+//! it goes.
 //!
-//! First slice: rooms are temporary, open and semi-anonymous, held in memory and gone when the last occupant
-//! leaves. Room configuration, affiliation lists, moderation, persistence, room archives and offline delivery to
-//! members are not there yet.
+//! Rooms live in memory under one lock, held only to change a room and compute the stanzas that change sends;
+//! deliveries are queued (`try_send`) and store writes awaited after it is released. Persistent rooms (their
+//! configuration, subject and affiliations) are also in the store, loaded at start; temporary rooms are memory
+//! only and end with their last occupant.
+//!
+//! | file | what |
+//! |---|---|
+//! | `room.rs` | one room's state and the deliveries each change produces |
+//! | `roles.rs` | affiliations, roles, and who may change which (§5, §8-§10) |
+//! | `config.rs` | the `muc#roomconfig` form and the room's disco#info |
+//! | `presence.rs` | entering, nickname changes, leaving (§7.2-§7.6, §7.14) |
+//! | `admin.rs` | `muc#admin` (kick, voice, ban, member/admin/owner lists) and `muc#owner` (configuration, destroy) |
+//! | `archive.rs` | room MAM (XEP-0313), stanza-ids (XEP-0359), moderation (XEP-0425) |
+//! | `invite.rs` | mediated invitations and declines (§7.8.2), offline delivery to members |
+//! | `voice.rs` | voice requests and their approval (§7.13, §8.6) |
+//! | `persist.rs` | what a change writes to the store, and loading at start |
 
+mod admin;
+mod archive;
+mod config;
+mod invite;
+mod persist;
+mod presence;
+mod roles;
 mod room;
+mod voice;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,13 +35,31 @@ use drupe_proto::error::{Condition, StanzaError};
 use drupe_proto::xml::Element;
 use drupe_proto::{ns, stanza, FullJid, Jid};
 
-use self::room::{Affiliation, Delivery, Occupant, Payload, Role, Room, NS_MUC, NS_USER};
+use self::config::AllowPm;
+use self::roles::Role;
+use self::room::{Delivery, Payload, Room, NS_MUC, NS_USER};
 use crate::c2s::Session;
 use crate::context::Context;
 use crate::router::Outbound;
 
-/// The MUC service: its domain and its rooms (by localpart). The lock is held only to change the map and a room;
-/// deliveries are queued to sessions (`try_send`) after it is released.
+pub use self::persist::load;
+
+/// XEP-0410: the service answers self-pings itself.
+pub const SELF_PING: &str = "http://jabber.org/protocol/muc#self-ping-optimization";
+
+/// XEP-0421 occupant ids.
+pub const OCCUPANT_ID: &str = "urn:xmpp:occupant-id:0";
+
+/// The XEP-0421 id of `bare` in `room_jid`: an HMAC under the server's persistent key (domain-separated), so it
+/// stays the same across visits and restarts and tells nothing of the real JID.
+fn occupant_id(ctx: &Context, room_jid: &str, bare: &str) -> String {
+    use base64::Engine;
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &ctx.fast_key);
+    let tag = ring::hmac::sign(&key, format!("xep-0421\0{room_jid}\0{bare}").as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tag.as_ref()[..16])
+}
+
+/// The MUC service: its domain and its rooms (by localpart).
 pub struct Muc {
     pub domain: String,
     rooms: Mutex<HashMap<String, Room>>,
@@ -33,6 +72,11 @@ impl Muc {
 
     fn with_rooms<T>(&self, f: impl FnOnce(&mut HashMap<String, Room>) -> T) -> T {
         f(&mut self.rooms.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// A room's bare JID.
+    fn room_jid(&self, room: &str) -> String {
+        format!("{room}@{}", self.domain)
     }
 }
 
@@ -66,130 +110,121 @@ fn error(s: &mut Session, el: &Element, condition: Condition) {
 pub async fn from_client(s: &mut Session, el: Element, room: Option<String>, nick: Option<String>) {
     let Some(me) = s.jid.clone() else { return };
     match (el.name(), room, nick) {
-        ("iq", room, None) => iq(s, &el, room.as_deref()),
-        ("presence", Some(room), Some(nick)) => presence(s, el, me, &room, &nick),
+        ("iq", room, None) => iq(s, &el, room.as_deref()).await,
+        ("iq", Some(room), Some(nick)) => self_ping(s, &el, &me, &room, &nick),
+        ("presence", Some(room), Some(nick)) => presence::handle(s, el, me, &room, &nick).await,
         ("presence", _, _) => {
             if el.attr("type") != Some("error") {
                 error(s, &el, Condition::JidMalformed);
             }
         }
-        ("message", Some(room), None) => groupchat(s, el, &me, &room),
+        ("message", Some(room), None) if el.attr("type") == Some("groupchat") => groupchat(s, el, &me, &room).await,
+        ("message", Some(room), None) if voice::is_request(&el) => voice::handle(s, &el, &me, &room),
+        ("message", Some(room), None) if el.child("x", NS_USER).is_some() => invite::handle(s, el, &me, &room).await,
         ("message", Some(room), Some(nick)) => private(s, el, &me, &room, &nick),
         _ => error(s, &el, Condition::ServiceUnavailable),
     }
 }
 
-fn presence(s: &mut Session, el: Element, me: FullJid, room_name: &str, nick: &str) {
-    let ctx = s.ctx.clone();
-    let muc = &ctx.muc;
-    let mut clean = el.clone();
-    clean.remove_children(|c| c.ns() == NS_MUC || c.ns() == NS_USER);
-    clean.remove_attr("to");
-    let leaving = el.attr("type") == Some("unavailable");
-    if el.attr("type").is_some() && !leaving {
-        return;
-    }
-    let history = el
-        .child("x", NS_MUC)
-        .and_then(|x| x.child("history", NS_MUC))
-        .and_then(|h| h.attr("maxstanzas"))
-        .and_then(|n| n.parse::<usize>().ok());
-    let config = &ctx.config.muc;
-    let Some(handle) = ctx.router.handle(&s.user.clone().unwrap_or_default(), me.resource().as_str()) else { return };
-    let result: Result<Vec<Delivery>, Condition> = muc.with_rooms(|rooms| {
-        let jid = format!("{room_name}@{}", muc.domain);
-        if leaving {
-            let Some(room) = rooms.get_mut(room_name) else { return Ok(Vec::new()) };
-            let Some(i) = room.by_jid(&me) else { return Ok(Vec::new()) };
-            let out = room.leave(i);
-            if room.occupants.is_empty() {
-                rooms.remove(room_name);
-            }
-            return Ok(out);
-        }
-        let created = !rooms.contains_key(room_name);
-        if created {
-            let owned = rooms.values().filter(|r| r.occupants.iter().any(|o| o.jid.to_bare() == me.to_bare())).count();
-            if owned >= config.max_rooms_per_user {
-                return Err(Condition::ResourceConstraint);
-            }
-        }
-        let room = rooms.entry(room_name.to_owned()).or_insert_with(|| Room::new(jid));
-        match (room.by_jid(&me), room.by_nick(nick)) {
-            (Some(i), Some(j)) if i == j => Ok(room.update(i, clean)),
-            (_, Some(_)) => Err(Condition::Conflict),
-            (Some(i), None) => Ok(room.change_nick(i, nick, clean)),
-            (None, None) => {
-                if room.occupants.len() >= config.max_occupants {
-                    return Err(Condition::ServiceUnavailable);
-                }
-                let (affiliation, role) = if created {
-                    (Affiliation::Owner, Role::Moderator)
-                } else {
-                    (Affiliation::None, Role::Participant)
-                };
-                let occupant =
-                    Occupant { nick: nick.to_owned(), jid: me.clone(), handle, affiliation, role, presence: clean };
-                Ok(room.join(occupant, created, history.unwrap_or(config.history).min(config.history)))
-            }
-        }
-    });
-    match result {
-        Ok(out) => deliver(Some(s), out),
-        Err(condition) => {
-            // The error comes from the occupant JID the client addressed (XEP-0045 §7.2.9).
-            let mut reply = stanza::error_reply(&el, &StanzaError::new(condition));
-            reply.set_attr("to", me.to_string());
-            // The MUC payload goes back too (XEP-0045 §7.2.9, RFC 6120 §8.3.1): clients match join errors by it.
-            for x in el.children().filter(|c| c.is("x", NS_MUC)) {
-                reply.push(x.clone());
-            }
-            s.send(&reply);
-            muc.with_rooms(|rooms| {
-                if rooms.get(room_name).is_some_and(|r| r.occupants.is_empty()) {
-                    rooms.remove(room_name);
-                }
-            });
-        }
-    }
-}
-
-fn groupchat(s: &mut Session, el: Element, me: &FullJid, room_name: &str) {
-    if el.attr("type") != Some("groupchat") {
-        return error(s, &el, Condition::ServiceUnavailable);
-    }
+async fn groupchat(s: &mut Session, el: Element, me: &FullJid, room_name: &str) {
     let ctx = s.ctx.clone();
     let history = ctx.config.muc.history;
     let out = ctx.muc.with_rooms(|rooms| {
         let room = rooms.get_mut(room_name).ok_or(Condition::ItemNotFound)?;
-        // Only occupants speak in a room (XEP-0045 §7.4).
+        // Only occupants speak in a room (§7.4), visitors not in a moderated room (§7.4, §8.3).
         let i = room.by_jid(me).ok_or(Condition::NotAcceptable)?;
-        Ok(room.groupchat(i, el.clone(), history))
+        let role = room.occupants[i].role;
+        if role < Role::Participant {
+            return Err(Condition::Forbidden);
+        }
+        let subject_change = el.child("subject", ns::CLIENT).is_some() && el.child("body", ns::CLIENT).is_none();
+        if subject_change && role != Role::Moderator && !room.config.change_subject {
+            return Err(Condition::Forbidden);
+        }
+        let (out, row) = room.groupchat(i, el.clone(), history, super::now_ms());
+        let mut writes: Vec<persist::Write> =
+            row.map(|r| persist::Write::Archive(room.name.clone(), r)).into_iter().collect();
+        if subject_change && room.config.persistent {
+            writes.push(persist::snapshot(room));
+        }
+        let offline = invite::absent_members(room, &out, ctx.domain(), ctx.config.muc.offline_delivery);
+        Ok((out, writes, offline))
     });
     match out {
-        Ok(out) => deliver(Some(s), out),
+        Ok((out, writes, offline)) => {
+            deliver(Some(s), out);
+            // The sender's own copy is its acknowledgement: it is written only after the archive row is committed
+            // (this session reads nothing more until then).
+            if let Err(e) = persist::apply(&ctx, writes).await {
+                tracing::warn!(condition = e.condition.as_str(), "room message not archived");
+            }
+            invite::deliver_offline(&ctx, offline).await;
+        }
         Err(condition) => error(s, &el, condition),
     }
 }
 
-/// A private message through the room (XEP-0045 §7.5), delivered to the occupant's real JID.
+/// A private message through the room (§7.5), delivered to the occupant's real JID, as the room's `allowpm`
+/// setting permits.
 fn private(s: &mut Session, mut el: Element, me: &FullJid, room_name: &str, nick: &str) {
     let ctx = s.ctx.clone();
     let target = ctx.muc.with_rooms(|rooms| {
-        let room = rooms.get(room_name)?;
-        let from = room.by_jid(me).map(|i| room.occupant_jid(&room.occupants[i].nick));
-        let to = room.by_nick(nick).map(|j| (room.occupants[j].handle.clone(), room.occupants[j].jid.to_string()));
-        Some((from, to))
+        let room = rooms.get(room_name).ok_or(Condition::ItemNotFound)?;
+        let i = room.by_jid(me).ok_or(Condition::NotAcceptable)?;
+        let role = room.occupants[i].role;
+        let allowed = match room.config.allow_pm {
+            AllowPm::Anyone => true,
+            AllowPm::Participants => role >= Role::Participant,
+            AllowPm::Moderators => role == Role::Moderator,
+            AllowPm::None => false,
+        };
+        if !allowed && el.attr("type") != Some("error") {
+            return Err(Condition::Forbidden);
+        }
+        let j = room.by_nick(nick).ok_or(Condition::ItemNotFound)?;
+        let from = room.occupant_jid(&room.occupants[i].nick);
+        let id = room.occupants[i].occupant_id.clone();
+        Ok((from, id, room.occupants[j].handle.clone(), room.occupants[j].jid.to_string()))
     });
     match target {
-        Some((Some(from), Some((handle, to)))) => {
+        Ok((from, id, handle, to)) => {
             el.set_attr("from", from);
             el.set_attr("to", to);
+            el.remove_children(|c| c.ns() == OCCUPANT_ID);
+            el.push(Element::new("occupant-id", OCCUPANT_ID).with_attr("id", id));
             el.push(Element::new("x", NS_USER));
             deliver(Some(s), vec![(handle, Payload::One(el))]);
         }
-        Some((None, _)) => error(s, &el, Condition::NotAcceptable),
-        _ => error(s, &el, Condition::ItemNotFound),
+        Err(condition) => error(s, &el, condition),
+    }
+}
+
+/// XEP-0410 MUC self-ping: an occupant pinging its own occupant JID learns whether it is still joined. Other IQs
+/// to occupants are not relayed.
+fn self_ping(s: &mut Session, el: &Element, me: &FullJid, room_name: &str, nick: &str) {
+    if el.attr("type") != Some("get") || el.child("ping", ns::PING).is_none() {
+        if matches!(el.attr("type"), Some("get" | "set")) {
+            error(s, el, Condition::FeatureNotImplemented);
+        }
+        return;
+    }
+    let joined = s
+        .ctx
+        .muc
+        .with_rooms(|rooms| rooms.get(room_name).and_then(|r| r.by_jid(me).map(|i| r.occupants[i].nick == nick)));
+    match joined {
+        Some(true) => {
+            let mut reply = stanza::iq_result(el, None);
+            reply.set_attr("to", me.to_string());
+            s.send(&reply);
+        }
+        // Joined under another nick: the occupant exists only if someone has that nick.
+        Some(false) => error(s, el, Condition::FeatureNotImplemented),
+        None => {
+            let mut reply = stanza::error_reply(el, &StanzaError::new(Condition::NotAcceptable));
+            reply.set_attr("to", me.to_string());
+            s.send(&reply);
+        }
     }
 }
 
@@ -197,14 +232,15 @@ fn feature(var: &str) -> Element {
     Element::new("feature", ns::DISCO_INFO).with_attr("var", var)
 }
 
-/// Discovery on the service and on rooms (XEP-0045 §6).
-fn iq(s: &mut Session, el: &Element, room_name: Option<&str>) {
-    let payload_ns = el.first_child().map(|c| c.ns().to_owned()).unwrap_or_default();
-    let ctx = s.ctx.clone();
-    let muc = &ctx.muc;
-    let reply = match (payload_ns.as_str(), room_name) {
-        (ns::DISCO_INFO, None) => Some(
-            Element::new("query", ns::DISCO_INFO)
+/// IQs to the service or a room: discovery (§6), administration (§8-§10), the room archive and moderation.
+async fn iq(s: &mut Session, el: &Element, room_name: Option<&str>) {
+    let Some(payload) = el.first_child() else {
+        return error(s, el, Condition::BadRequest);
+    };
+    let kind = el.attr("type").unwrap_or_default();
+    match (payload.ns(), kind, room_name) {
+        (ns::DISCO_INFO, "get", None) => {
+            let q = Element::new("query", ns::DISCO_INFO)
                 .with_child(
                     Element::new("identity", ns::DISCO_INFO)
                         .with_attr("category", "conference")
@@ -213,40 +249,64 @@ fn iq(s: &mut Session, el: &Element, room_name: Option<&str>) {
                 )
                 .with_child(feature(NS_MUC))
                 .with_child(feature(ns::DISCO_INFO))
-                .with_child(feature(ns::DISCO_ITEMS)),
-        ),
-        (ns::DISCO_ITEMS, None) => Some(muc.with_rooms(|rooms| {
-            let mut q = Element::new("query", ns::DISCO_ITEMS);
-            let mut names: Vec<&String> = rooms.keys().collect();
-            names.sort();
-            for name in names {
-                let jid = format!("{name}@{}", muc.domain);
-                q.push(Element::new("item", ns::DISCO_ITEMS).with_attr("jid", jid).with_attr("name", name.as_str()));
-            }
-            q
-        })),
-        (ns::DISCO_INFO, Some(room)) if muc.with_rooms(|r| r.contains_key(room)) => {
-            let mut q = Element::new("query", ns::DISCO_INFO).with_child(
-                Element::new("identity", ns::DISCO_INFO)
-                    .with_attr("category", "conference")
-                    .with_attr("type", "text")
-                    .with_attr("name", room),
-            );
-            for f in [NS_MUC, "muc_temporary", "muc_open", "muc_unmoderated", "muc_semianonymous", "muc_unsecured"] {
-                q.push(feature(f));
-            }
-            Some(q)
+                .with_child(feature(ns::DISCO_ITEMS));
+            s.send(&stanza::iq_result(el, Some(q)));
         }
-        (ns::DISCO_ITEMS, Some(room)) if muc.with_rooms(|r| r.contains_key(room)) => {
-            Some(Element::new("query", ns::DISCO_ITEMS))
+        (ns::DISCO_ITEMS, "get", None) => {
+            let muc = &s.ctx.muc;
+            let q = muc.with_rooms(|rooms| {
+                let mut q = Element::new("query", ns::DISCO_ITEMS);
+                let mut listed: Vec<&Room> = rooms.values().filter(|r| r.config.public && !r.locked).collect();
+                listed.sort_by(|a, b| a.name.cmp(&b.name));
+                for r in listed {
+                    let name = if r.config.name.is_empty() { r.name.as_str() } else { r.config.name.as_str() };
+                    q.push(
+                        Element::new("item", ns::DISCO_ITEMS).with_attr("jid", r.jid.as_str()).with_attr("name", name),
+                    );
+                }
+                q
+            });
+            s.send(&stanza::iq_result(el, Some(q)));
         }
-        (ns::DISCO_INFO | ns::DISCO_ITEMS, Some(_)) => return error(s, el, Condition::ItemNotFound),
-        _ => None,
-    };
-    match reply {
-        Some(q) if el.attr("type") == Some("get") => s.send(&stanza::iq_result(el, Some(q))),
-        Some(_) => error(s, el, Condition::BadRequest),
-        None => error(s, el, Condition::ServiceUnavailable),
+        (ns::DISCO_INFO, "get", Some(room)) => room_info(s, el, room),
+        (ns::DISCO_ITEMS, "get", Some(room)) => {
+            if s.ctx.muc.with_rooms(|r| r.contains_key(room)) {
+                s.send(&stanza::iq_result(el, Some(Element::new("query", ns::DISCO_ITEMS))));
+            } else {
+                error(s, el, Condition::ItemNotFound);
+            }
+        }
+        (admin::NS_ADMIN, _, Some(room)) => admin::admin(s, el, payload, room).await,
+        (admin::NS_OWNER, _, Some(room)) => admin::owner(s, el, payload, room).await,
+        (archive::MAM, _, Some(room)) => archive::handle(s, el, payload, room).await,
+        (archive::MODERATE | archive::FASTEN, "set", Some(room)) => archive::moderate(s, el, payload, room).await,
+        (ns::DISCO_INFO | ns::DISCO_ITEMS, _, _) => error(s, el, Condition::BadRequest),
+        _ if matches!(kind, "get" | "set") => error(s, el, Condition::ServiceUnavailable),
+        _ => {}
+    }
+}
+
+/// A room's disco#info (§6.4): identity, the features its configuration gives, and the `muc#roominfo` form.
+fn room_info(s: &mut Session, el: &Element, room_name: &str) {
+    let q = s.ctx.muc.with_rooms(|rooms| {
+        let room = rooms.get(room_name)?;
+        let name = if room.config.name.is_empty() { room.name.as_str() } else { room.config.name.as_str() };
+        let mut q = Element::new("query", ns::DISCO_INFO).with_child(
+            Element::new("identity", ns::DISCO_INFO)
+                .with_attr("category", "conference")
+                .with_attr("type", "text")
+                .with_attr("name", name),
+        );
+        for f in room.config.features() {
+            q.push(feature(f));
+        }
+        let subject = room.subject.as_ref().and_then(|m| m.child("subject", ns::CLIENT)).map(Element::text);
+        q.push(room.config.roominfo(room.occupants.len(), subject.as_deref().unwrap_or("")));
+        Some(q)
+    });
+    match q {
+        Some(q) => s.send(&stanza::iq_result(el, Some(q))),
+        None => error(s, el, Condition::ItemNotFound),
     }
 }
 
@@ -258,7 +318,7 @@ pub fn session_ended(ctx: &Context, jid: &FullJid) {
             if let Some(i) = room.by_jid(jid) {
                 out.extend(room.leave(i));
             }
-            !room.occupants.is_empty()
+            !room.is_disposable()
         });
         out
     });

@@ -1,260 +1,13 @@
-//! Configuration: one TOML file plus `DRUPE_<SECTION>_<FIELD>` environment overrides, validated before any socket
-//! is bound. Every field has a default and a line of documentation in [`FIELD_DOCS`]; `drupe config example`
-//! renders both into `config/example.toml`.
+//! Loading the configuration: the TOML file, `DRUPE_<SECTION>_<FIELD>` overrides, validation, and the rendered
+//! example.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use super::*;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("config: {0}")]
-    Parse(String),
-    #[error("config field `{field}`: {message}")]
-    Invalid { field: &'static str, message: String },
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    pub domain: String,
-    pub data_dir: PathBuf,
-    pub c2s: C2s,
-    pub tls: Tls,
-    pub limits: Limits,
-    pub auth: Auth,
-    pub storage: Storage,
-    pub sm: Sm,
-    pub archive: Archive,
-    pub muc: Muc,
-    pub server: Server,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct C2s {
-    pub listen: String,
-    pub listen_tls: String,
-    pub require_tls: bool,
-    pub max_connections: usize,
-    pub auth_timeout_secs: u64,
-    pub idle_timeout_secs: u64,
-    pub ping_interval_secs: u64,
-    pub ping_timeout_secs: u64,
-    pub outbound_queue: usize,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
-#[serde(default, deny_unknown_fields)]
-pub struct Tls {
-    pub cert: String,
-    pub key: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct Limits {
-    pub max_stanza_bytes: usize,
-    pub max_depth: usize,
-    pub max_attributes: usize,
-    pub max_offline_messages: u32,
-    pub max_resources_per_account: usize,
-    pub csi_max_buffered: usize,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct Auth {
-    pub scram_iterations: u32,
-    pub failure_delay_ms: u64,
-    pub max_failure_delay_ms: u64,
-    pub failure_window_secs: u64,
-    pub max_attempts_per_connection: u32,
-    pub fast_token_days: u64,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct Storage {
-    pub max_batch: usize,
-    pub readers: usize,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct Sm {
-    pub resume_timeout_secs: u64,
-    pub max_unacked: usize,
-    pub request_ack_every: usize,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct Archive {
-    pub enabled: bool,
-    pub retention_days: u64,
-    pub max_page: usize,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct Muc {
-    pub subdomain: String,
-    pub max_occupants: usize,
-    pub history: usize,
-    pub max_rooms_per_user: usize,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct Server {
-    pub hide_version: bool,
-    pub create_admin: bool,
-    pub shutdown_grace_secs: u64,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            domain: "localhost".into(),
-            data_dir: PathBuf::from("drupe-data"),
-            c2s: C2s::default(),
-            tls: Tls::default(),
-            limits: Limits::default(),
-            auth: Auth::default(),
-            storage: Storage::default(),
-            sm: Sm::default(),
-            archive: Archive::default(),
-            muc: Muc::default(),
-            server: Server::default(),
-        }
-    }
-}
-
-impl Default for C2s {
-    fn default() -> C2s {
-        C2s {
-            listen: "127.0.0.1:5222".into(),
-            listen_tls: "127.0.0.1:5223".into(),
-            require_tls: true,
-            max_connections: 10_000,
-            auth_timeout_secs: 30,
-            idle_timeout_secs: 600,
-            ping_interval_secs: 120,
-            ping_timeout_secs: 30,
-            outbound_queue: 256,
-        }
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            max_stanza_bytes: 256 * 1024,
-            max_depth: 32,
-            max_attributes: 64,
-            max_offline_messages: 1000,
-            max_resources_per_account: 16,
-            csi_max_buffered: 100,
-        }
-    }
-}
-
-impl Default for Auth {
-    fn default() -> Auth {
-        Auth {
-            scram_iterations: 4096,
-            failure_delay_ms: 200,
-            max_failure_delay_ms: 5000,
-            failure_window_secs: 300,
-            max_attempts_per_connection: 3,
-            fast_token_days: 30,
-        }
-    }
-}
-
-impl Default for Storage {
-    fn default() -> Storage {
-        Storage { max_batch: 512, readers: 2 }
-    }
-}
-
-impl Default for Sm {
-    fn default() -> Sm {
-        Sm { resume_timeout_secs: 300, max_unacked: 1000, request_ack_every: 5 }
-    }
-}
-
-impl Default for Archive {
-    fn default() -> Archive {
-        Archive { enabled: true, retention_days: 0, max_page: 100 }
-    }
-}
-
-impl Default for Muc {
-    fn default() -> Muc {
-        Muc { subdomain: "conference".into(), max_occupants: 1000, history: 20, max_rooms_per_user: 100 }
-    }
-}
-
-impl Default for Server {
-    fn default() -> Server {
-        Server { hide_version: false, create_admin: true, shutdown_grace_secs: 5 }
-    }
-}
-
-/// One line of documentation per field, in file order: (section, field, doc). Empty section = top level.
-pub const FIELD_DOCS: &[(&str, &str, &str)] = &[
-    ("", "domain", "The XMPP domain served: accounts are user@domain."),
-    ("", "data_dir", "Directory for the SQLite database, generated certificates and other state."),
-    ("c2s", "listen", "Client-to-server listener with STARTTLS (RFC 6120). Port 0 lets the OS pick."),
-    ("c2s", "listen_tls", "Direct TLS listener (XEP-0368); empty disables it."),
-    ("c2s", "require_tls", "Refuse authentication and stanzas before STARTTLS on the plain listener."),
-    ("c2s", "max_connections", "Most simultaneous client connections; further connections wait in the OS backlog."),
-    ("c2s", "auth_timeout_secs", "Seconds a connection may take to authenticate and bind before it is closed."),
-    ("c2s", "idle_timeout_secs", "With pings disabled: seconds without any input before a session is closed."),
-    ("c2s", "ping_interval_secs", "Ping (XEP-0199) a bound client silent this long; 0 disables server pings."),
-    ("c2s", "ping_timeout_secs", "Seconds to wait for any input after a ping before the connection counts as dead."),
-    ("c2s", "outbound_queue", "Stanzas queued for one session before further stanzas to it are refused."),
-    ("tls", "cert", "PEM certificate chain; empty: a self-signed certificate is generated in data_dir/tls."),
-    ("tls", "key", "PEM private key matching `cert`."),
-    (
-        "limits",
-        "max_stanza_bytes",
-        "Largest stanza accepted, in bytes; larger ones close the stream (policy-violation).",
-    ),
-    ("limits", "max_depth", "Deepest element nesting inside a stanza."),
-    ("limits", "max_attributes", "Most attributes on one element."),
-    ("limits", "max_offline_messages", "Messages kept per account while it is offline; more are refused."),
-    ("limits", "max_resources_per_account", "Most sessions bound to one account at the same time."),
-    ("limits", "csi_max_buffered", "Stanzas held back for an inactive client (XEP-0352) before they are sent anyway."),
-    ("auth", "scram_iterations", "PBKDF2 iterations for newly set passwords (SCRAM-SHA-1 and SCRAM-SHA-256)."),
-    ("auth", "failure_delay_ms", "Delay before answering a failed authentication; doubles with each failure."),
-    ("auth", "max_failure_delay_ms", "Upper bound of that delay."),
-    ("auth", "failure_window_secs", "Failures from one address are remembered this long."),
-    ("auth", "max_attempts_per_connection", "Failed authentications allowed on one connection before it is closed."),
-    ("auth", "fast_token_days", "Lifetime of XEP-0484 FAST login tokens; 0 disables FAST."),
-    ("storage", "max_batch", "Most writes committed together in one transaction (group commit)."),
-    ("storage", "readers", "SQLite read connections."),
-    ("sm", "resume_timeout_secs", "Seconds a dropped session with XEP-0198 resumption waits for its client to resume."),
-    ("sm", "max_unacked", "Stanzas sent to a client and not yet acknowledged before its stream is closed."),
-    ("sm", "request_ack_every", "Ask the client for an acknowledgement after this many unacknowledged stanzas."),
-    ("archive", "enabled", "Keep every account's 1:1 messages (XEP-0313) unless the user's preferences say otherwise."),
-    ("archive", "retention_days", "Delete archived messages older than this many days (hourly); 0 keeps them forever."),
-    ("archive", "max_page", "Most messages returned in one archive query page."),
-    ("muc", "subdomain", "Group chat (XEP-0045) service address: <subdomain>.<domain>."),
-    ("muc", "max_occupants", "Most occupants in one room."),
-    ("muc", "history", "Messages a room keeps and sends to a newcomer."),
-    ("muc", "max_rooms_per_user", "Rooms one account may be in before it can create no more (XEP-0045)."),
-    ("server", "hide_version", "Answer XEP-0092 version queries with service-unavailable."),
-    ("server", "create_admin", "On first start with no accounts, create admin@domain and print its password."),
-    ("server", "shutdown_grace_secs", "Seconds sessions get to drain after SIGTERM/SIGINT."),
-];
-
-const SECTIONS: &[&str] = &["c2s", "tls", "limits", "auth", "storage", "sm", "archive", "muc", "server"];
+const SECTIONS: &[&str] =
+    &["c2s", "tls", "http", "limits", "auth", "storage", "sm", "archive", "muc", "pubsub", "upload", "turn", "server"];
 const ENV_PREFIX: &str = "DRUPE_";
 
 impl Config {
@@ -305,10 +58,11 @@ impl Config {
         if !self.c2s.listen_tls.is_empty() {
             self.c2s.listen_tls.parse::<SocketAddr>().map_err(|e| invalid("c2s.listen_tls", e.to_string()))?;
         }
+        self.validate_http()?;
         if self.tls.cert.is_empty() != self.tls.key.is_empty() {
             return Err(invalid("tls.cert", "tls.cert and tls.key must be set together"));
         }
-        let positive: [(&'static str, u64); 16] = [
+        let positive: [(&'static str, u64); 21] = [
             ("c2s.max_connections", self.c2s.max_connections as u64),
             ("c2s.auth_timeout_secs", self.c2s.auth_timeout_secs),
             ("c2s.idle_timeout_secs", self.c2s.idle_timeout_secs),
@@ -324,7 +78,12 @@ impl Config {
             ("archive.max_page", self.archive.max_page as u64),
             ("muc.max_occupants", self.muc.max_occupants as u64),
             ("muc.max_rooms_per_user", self.muc.max_rooms_per_user as u64),
+            ("muc.max_rooms", self.muc.max_rooms as u64),
+            ("muc.max_affiliations", self.muc.max_affiliations as u64),
             ("sm.request_ack_every", self.sm.request_ack_every as u64),
+            ("pubsub.max_items_per_node", u64::from(self.pubsub.max_items_per_node)),
+            ("pubsub.max_item_bytes", self.pubsub.max_item_bytes as u64),
+            ("pubsub.caps_cache_size", self.pubsub.caps_cache_size as u64),
         ];
         for (field, v) in positive {
             if v == 0 {
@@ -339,8 +98,33 @@ impl Config {
         if self.limits.max_stanza_bytes < 1024 {
             return Err(invalid("limits.max_stanza_bytes", "must be at least 1024"));
         }
+        self.validate_upload_turn()?;
         if self.auth.scram_iterations < 4096 {
             return Err(invalid("auth.scram_iterations", "must be at least 4096 (RFC 7677)"));
+        }
+        Ok(())
+    }
+
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, message: String| ConfigError::Invalid { field, message };
+        for (field, value) in [("http.listen_tls", &self.http.listen_tls), ("http.listen", &self.http.listen)] {
+            if !value.is_empty() {
+                value.parse::<SocketAddr>().map_err(|e| invalid(field, e.to_string()))?;
+            }
+        }
+        let url = &self.http.public_url;
+        let http_url = url.starts_with("https://") || url.starts_with("http://");
+        if !url.is_empty() && !http_url {
+            return Err(invalid("http.public_url", format!("`{url}` is not an http(s) URL")));
+        }
+        for (field, v) in [
+            ("http.bosh_max_wait_secs", self.http.bosh_max_wait_secs),
+            ("http.bosh_inactivity_secs", self.http.bosh_inactivity_secs),
+            ("http.bosh_max_buffered_bytes", self.http.bosh_max_buffered_bytes as u64),
+        ] {
+            if v == 0 {
+                return Err(invalid(field, "must be greater than 0".into()));
+            }
         }
         Ok(())
     }
@@ -366,6 +150,36 @@ impl Config {
             out.push_str(&format!("# {doc}\n{field} = {rendered}\n"));
         }
         out
+    }
+}
+
+impl Config {
+    /// The `[upload]` and `[turn]` sections.
+    fn validate_upload_turn(&self) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, message: &str| ConfigError::Invalid { field, message: message.into() };
+        let sub = &self.upload.subdomain;
+        if sub.contains('.') || jid_domain_ok(&format!("{sub}.{}", self.domain)).is_err() {
+            return Err(invalid("upload.subdomain", "is not a valid DNS label"));
+        }
+        if self.upload.enabled && self.upload.subdomain == self.muc.subdomain {
+            return Err(invalid("upload.subdomain", "must differ from muc.subdomain"));
+        }
+        if self.upload.max_file_bytes == 0 || self.upload.slot_ttl_secs == 0 {
+            let field = if self.upload.max_file_bytes == 0 { "upload.max_file_bytes" } else { "upload.slot_ttl_secs" };
+            return Err(invalid(field, "must be greater than 0"));
+        }
+        if !self.turn.host.is_empty() {
+            if self.turn.secret.is_empty() {
+                return Err(invalid("turn.secret", "must be set when turn.host is (coturn's static-auth-secret)"));
+            }
+            if self.turn.port == 0 || self.turn.ttl_secs == 0 {
+                return Err(invalid("turn.port", "turn.port and turn.ttl_secs must be greater than 0"));
+            }
+            if self.turn.transports.split(',').any(|t| !matches!(t.trim(), "udp" | "tcp")) {
+                return Err(invalid("turn.transports", "must be a comma-separated list of udp and tcp"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -400,7 +214,7 @@ mod tests {
         let example = Config::example();
         let parsed = Config::from_toml(&example, env(&[])).expect("example parses");
         assert_eq!(parsed, Config::default());
-        let committed = include_str!("../../../config/example.toml");
+        let committed = include_str!("../../../../config/example.toml");
         assert_eq!(
             committed, example,
             "config/example.toml is stale: run `drupe config example > config/example.toml`"
