@@ -96,6 +96,24 @@ impl Context {
     }
 }
 
+/// Runs `work` every `period`, the first time at once, until shutdown (periodic upkeep: retention, expiry,
+/// indexing). A run that overruns delays the next one rather than bunching them up.
+pub async fn every<F, Fut>(ctx: &Context, period: std::time::Duration, mut work: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = ctx.shutdown.cancelled() => return,
+        }
+        work().await;
+    }
+}
+
 /// A unique id that sorts by creation time (XEP-0359 stanza-ids): 8 base-62 digits of the Unix time in
 /// milliseconds, then 12 random ones (71 bits). Archive indexes keyed by it grow at their end, like those keyed
 /// by time, instead of touching a random page per message.

@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{error_condition, ns, Client, Element, TestServer, DOMAIN, WAIT};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const UPLOAD: &str = "urn:xmpp:http:upload:0";
@@ -25,41 +23,6 @@ async fn server_with(adjust: impl FnOnce(&mut drupe_server::config::Config)) -> 
 
 // --- a raw HTTPS client ---------------------------------------------------------------------------------------
 
-#[derive(Debug)]
-struct AcceptAnyCert;
-
-impl ServerCertVerifier for AcceptAnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
-    }
-}
-
 type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
 
 /// (port, path-and-query) of an `https://localhost:<port>/...` URL.
@@ -74,16 +37,7 @@ fn split_url(url: &str) -> (u16, String) {
 async fn connect(url: &str) -> (Tls, String) {
     let (port, path) = split_url(url);
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyCert))
-        .with_no_client_auth();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from(DOMAIN).unwrap(), tcp)
-        .await
-        .expect("TLS");
+    let tls = common::tls_connector().connect(ServerName::try_from(DOMAIN).unwrap(), tcp).await.expect("TLS");
     (tls, path)
 }
 

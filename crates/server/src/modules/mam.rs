@@ -304,17 +304,12 @@ async fn set_prefs(s: &mut Session, iq: &Element, el: &Element) -> Result<(), St
 /// Keeps the full-text index (XEP-0431) caught up with the archive, every second, until shutdown.
 /// Appends index in batches by themselves under load; this catches up a quiet server.
 pub async fn full_text_upkeep(ctx: Arc<Context>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = ctx.shutdown.cancelled() => return,
-        }
+    crate::context::every(&ctx, std::time::Duration::from_secs(1), || async {
         if let Err(e) = ctx.store.archive_index_pending().await {
             tracing::warn!(error = %e, "full-text index upkeep failed");
         }
-    }
+    })
+    .await
 }
 
 /// Deletes archive entries older than `archive.retention_days`, hourly, until shutdown.
@@ -323,17 +318,13 @@ pub async fn retention(ctx: Arc<Context>) {
     if days == 0 {
         return;
     }
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = ctx.shutdown.cancelled() => return,
-        }
+    crate::context::every(&ctx, std::time::Duration::from_secs(3600), || async {
         let cutoff = now_ms() - i64::try_from(days).unwrap_or(i64::MAX / 86_400_000) * 86_400_000;
         match ctx.store.archive_purge_before(cutoff).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "archive retention"),
             Err(e) => tracing::error!(error = %e, "archive retention failed"),
         }
-    }
+    })
+    .await
 }

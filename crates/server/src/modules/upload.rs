@@ -260,18 +260,14 @@ pub async fn purge(ctx: Arc<Context>) {
     if !ctx.config.upload.enabled {
         return;
     }
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = ctx.shutdown.cancelled() => return,
-        }
+    crate::context::every(&ctx, std::time::Duration::from_secs(3600), || async {
         match purge_once(&ctx, now_ms()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "upload expiry"),
             Err(e) => tracing::error!(error = %e, "upload expiry failed"),
         }
-    }
+    })
+    .await
 }
 
 /// One purge pass at `now`; returns how many entries were removed.

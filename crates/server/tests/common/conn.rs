@@ -57,7 +57,8 @@ impl ServerCertVerifier for AcceptAnyCert {
     }
 }
 
-pub(super) fn tls_connector() -> tokio_rustls::TlsConnector {
+/// A TLS client that accepts the test server's self-signed certificate.
+pub fn tls_connector() -> tokio_rustls::TlsConnector {
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .expect("protocol versions")

@@ -23,7 +23,7 @@ pub use client::Client;
 #[allow(unused_imports)]
 pub use client::{MAM, SM};
 #[allow(unused_imports)]
-pub use conn::{header, Conn, SASL2};
+pub use conn::{header, tls_connector, Conn, SASL2};
 #[allow(unused_imports)]
 pub use drupe_proto::ns;
 pub use drupe_proto::xml::Element;
