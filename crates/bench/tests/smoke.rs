@@ -1,5 +1,5 @@
 //! Smoke test: a real drupe server (the workspace's `target/debug/drupe`, or `$DRUPE_BIN`) on a free port with
-//! three accounts; the login and chat scenarios run against it with tiny numbers and lose nothing.
+//! three accounts; the login, chat and room scenarios run against it with tiny numbers and lose nothing.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use drupe_bench::scenario::{chat, login};
+use drupe_bench::scenario::{chat, login, room};
 use drupe_bench::{Mechanism, Target};
 
 /// A drupe server process and its data directory, both gone when dropped.
@@ -117,6 +117,31 @@ async fn login_and_chat_against_drupe() {
     assert!(r.measured.server_rss_kb.unwrap() > 1000);
     let json = r.report().to_json();
     assert!(json.contains("\"undelivered\":0"), "{json}");
+}
+
+/// drupe locks a new room until its owner accepts a configuration (XEP-0045 §10.1.2): the tool's first occupant
+/// does, and the others join after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_against_drupe() {
+    let server = start_server_with_users(3);
+    let opts = room::RoomOptions {
+        occupants: 3,
+        rate: 10.0,
+        duration: Duration::from_secs(1),
+        concurrency: 3,
+        drain: Duration::from_secs(5),
+        room: "smoke@conference.localhost".into(),
+        pid: Some(server.child.id()),
+        show_progress: false,
+    };
+    let r = room::run(Arc::new(Target::local(server.port)), &opts).await.unwrap();
+    assert_eq!((r.occupants, r.join_failures.len()), (3, 0), "{:?}", r.join_failures);
+    // Each occupant reads the presence of those who joined after it (2 + 1 + 0) and, unless it was read while
+    // joining, the room subject.
+    assert!((3..=6).contains(&r.backlog), "backlog {}", r.backlog);
+    assert!(r.sent >= 5 && r.sent <= 15, "sent {} at 10/s for 1 s", r.sent);
+    assert_eq!(r.deliveries, r.sent * 3, "every message reflected to all 3 occupants");
+    assert!(r.measured.lost_sessions.is_empty(), "{:?}", r.measured.lost_sessions);
 }
 
 #[tokio::test]
