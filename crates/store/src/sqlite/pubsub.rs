@@ -101,13 +101,9 @@ fn node_config(conn: &Connection, owner: &str, node: &str) -> Result<Option<Node
     Ok(conn.prepare_cached(sql)?.query_row(params![owner, node], |row| config_from_row(row, 0)).optional()?)
 }
 
-fn insert_node(conn: &Connection, owner: &str, node: &str, c: &NodeConfig) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO pubsub_nodes
-            (owner, node, access_model, persist_items, max_items, send_last, notify_retract, notify_delete, title)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
+/// `?1`–`?9` of the statements that write a node: owner, node, then the configuration columns in table order.
+fn node_params<'a>(owner: &'a str, node: &'a str, c: &'a NodeConfig) -> impl rusqlite::Params + 'a {
+    (
         owner,
         node,
         c.access_model.as_str(),
@@ -116,8 +112,17 @@ fn insert_node(conn: &Connection, owner: &str, node: &str, c: &NodeConfig) -> Re
         c.send_last.as_str(),
         c.notify_retract,
         c.notify_delete,
-        c.title,
-    ])?;
+        c.title.as_deref(),
+    )
+}
+
+fn insert_node(conn: &Connection, owner: &str, node: &str, c: &NodeConfig) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO pubsub_nodes
+            (owner, node, access_model, persist_items, max_items, send_last, notify_retract, notify_delete, title)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(node_params(owner, node, c))?;
     Ok(())
 }
 
@@ -202,17 +207,7 @@ impl SqliteStore {
                         notify_retract = ?7, notify_delete = ?8, title = ?9
                      WHERE owner = ?1 AND node = ?2",
                 )?
-                .execute(params![
-                    owner,
-                    node,
-                    c.access_model.as_str(),
-                    c.persist_items,
-                    c.max_items.max(1),
-                    c.send_last.as_str(),
-                    c.notify_retract,
-                    c.notify_delete,
-                    c.title,
-                ])?;
+                .execute(node_params(&owner, &node, &c))?;
             if changed == 0 {
                 return Ok(false);
             }
