@@ -115,6 +115,8 @@ impl SqliteStore {
         // a syscall per page once the archive grows); checkpoints run on their own thread (checkpoint.rs).
         conn.pragma_update(None, "cache_size", -(options.writer_cache_kib as i64))?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let _: i64 =
+            conn.pragma_update_and_check(None, "journal_size_limit", checkpoint::JOURNAL_SIZE_LIMIT, |row| row.get(0))?;
         let found = migrations::migrate(&mut conn)?;
         if let Some(pages) = options.max_page_count {
             let _: i64 = conn.pragma_update_and_check(None, "max_page_count", pages, |row| row.get(0))?;
@@ -128,8 +130,9 @@ impl SqliteStore {
 
         let fts_pending = Arc::new(archive::count_pending(&conn)?.into());
         let readers = Arc::new(ReaderPool::open(path, &options)?);
-        let writer = Writer::spawn(conn, options.max_batch, options.queue_capacity)?;
-        let checkpointer = Arc::new(checkpoint::Checkpointer::spawn(path, options.busy_timeout)?);
+        let wal_restart = Arc::new(checkpoint::WalRestart::default());
+        let writer = Writer::spawn(conn, options.max_batch, options.queue_capacity, wal_restart.clone())?;
+        let checkpointer = Arc::new(checkpoint::Checkpointer::spawn(path, options.busy_timeout, wal_restart)?);
         Ok(SqliteStore { inner: Arc::new(Inner { path: path.to_owned(), writer, readers, checkpointer, fts_pending }) })
     }
 

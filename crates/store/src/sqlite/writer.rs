@@ -14,6 +14,7 @@ use std::time::Instant;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpoint::WalRestart;
 use crate::StoreError;
 
 /// What the writer thread receives. FIFO: a `Flush` or `Close` is answered after every
@@ -84,12 +85,17 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the writer thread on an already configured and migrated connection.
-    pub(crate) fn spawn(conn: Connection, max_batch: usize, queue_capacity: usize) -> Result<Writer, StoreError> {
+    pub(crate) fn spawn(
+        conn: Connection,
+        max_batch: usize,
+        queue_capacity: usize,
+        wal_restart: Arc<WalRestart>,
+    ) -> Result<Writer, StoreError> {
         let (queue, receiver) = mpsc::channel(queue_capacity.max(1));
         let commits = Arc::new(AtomicU64::new(0));
         let thread = std::thread::Builder::new().name("drupe-store-writer".into()).spawn({
             let commits = commits.clone();
-            move || run(conn, receiver, max_batch.max(1), &commits)
+            move || run(conn, receiver, max_batch.max(1), &commits, &wal_restart)
         })?;
         Ok(Writer { queue, commits, thread: Mutex::new(Some(thread)) })
     }
@@ -142,7 +148,13 @@ impl Writer {
 
 /// The thread's loop. Ends on `Close` or when every sender is gone; dropping the receiver
 /// then fails whatever was queued behind (`StoreError::Closed` for their callers).
-fn run(conn: Connection, mut receiver: mpsc::Receiver<Message>, max_batch: usize, commits: &AtomicU64) {
+fn run(
+    conn: Connection,
+    mut receiver: mpsc::Receiver<Message>,
+    max_batch: usize,
+    commits: &AtomicU64,
+    wal_restart: &WalRestart,
+) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = receiver.blocking_recv() {
         batch.push(first);
@@ -167,6 +179,13 @@ fn run(conn: Connection, mut receiver: mpsc::Receiver<Message>, max_batch: usize
         }
         for done in waiters {
             let _ = done.send(());
+        }
+        if wal_restart.take() {
+            // Between two batches this is the only writer, so the pass copies back every frame (unless a reader
+            // still needs an old one) and the next BEGIN rewinds the log (see checkpoint.rs).
+            if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(%error, "WAL checkpoint by the writer failed");
+            }
         }
         if let Some(done) = close {
             drop(receiver);
