@@ -114,12 +114,12 @@ where
     }
 }
 
-/// A unique id that sorts by creation time (XEP-0359 stanza-ids): 8 base-62 digits of the Unix time in
-/// milliseconds, then 12 random ones (71 bits). Archive indexes keyed by it grow at their end, like those keyed
-/// by time, instead of touching a random page per message.
-pub fn time_ordered_id() -> String {
+/// A unique id that sorts by creation time (XEP-0359 stanza-ids), made at `ms` (Unix milliseconds; negative
+/// counts as 0): 8 base-62 digits of the time, then 12 random ones (71 bits). The archive finds an id by the
+/// time in it (`drupe_store::stanza_id_millis`).
+pub fn time_ordered_id_at(ms: i64) -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let ms = u64::try_from(ms).unwrap_or(0);
     let mut id = [0u8; 8];
     let mut rest = ms;
     for digit in id.iter_mut().rev() {
@@ -143,11 +143,17 @@ pub fn random_token(len: usize) -> String {
 mod tests {
     #[test]
     fn time_ordered_ids_sort_by_time_and_differ() {
-        let a = super::time_ordered_id();
-        std::thread::sleep(std::time::Duration::from_millis(2));
-        let b = super::time_ordered_id();
+        let a = super::time_ordered_id_at(1_764_000_000_000);
+        let b = super::time_ordered_id_at(1_764_000_000_001);
         assert_eq!((a.len(), b.len()), (20, 20));
         assert!(a < b, "{a} {b}");
-        assert_ne!(super::time_ordered_id(), super::time_ordered_id());
+        assert_ne!(super::time_ordered_id_at(5), super::time_ordered_id_at(5));
+    }
+
+    #[test]
+    fn the_store_reads_the_time_of_an_id() {
+        for ms in [0, 1, 1_764_000_000_123, 62_i64.pow(8) - 1] {
+            assert_eq!(drupe_store::stanza_id_millis(&super::time_ordered_id_at(ms)), Some(ms));
+        }
     }
 }

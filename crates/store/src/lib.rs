@@ -24,7 +24,7 @@ pub use muc::{MucRoom, RoomMessage};
 pub use pubsub::{
     AccessModel, Affiliation, ItemsPage, ItemsQuery, NodeConfig, NodeCreated, Published, PubsubItem, SendLast,
 };
-pub use sqlite::{SqliteOptions, SqliteStore, SCHEMA_VERSION as SQLITE_SCHEMA_VERSION};
+pub use sqlite::{stanza_id_millis, SqliteOptions, SqliteStore, SCHEMA_VERSION as SQLITE_SCHEMA_VERSION};
 pub use upload::{SlotGrant, SlotRequest, UploadFile};
 
 /// The subscription state of a roster item (RFC 6121 §2.1.2.5).
@@ -288,11 +288,22 @@ impl Store {
 
     // --- message archive (XEP-0313, XEP-0431) ------------------------------------------
 
-    /// Archives a message for `owner`. [`StoreError::AlreadyExists`] if the owner's archive
-    /// already holds its stanza-id; [`StoreError::NoSuchAccount`] if there is no such owner.
+    /// Archives a message for `owner`; [`StoreError::NoSuchAccount`] if there is no such owner. Stanza-ids are
+    /// the caller's to make unique (the store does not check), and are best made with the time of the entry in
+    /// front (see [`stanza_id_millis`]): anchors are then found without an index of their own.
     pub async fn archive_append(&self, owner: &str, entry: &ArchiveEntry) -> Result<(), StoreError> {
+        let mut outcomes = self.archive_append_all(vec![(owner.to_owned(), entry.clone())]).await?;
+        outcomes.pop().unwrap_or(Err(StoreError::internal("archive append gave no outcome".into())))
+    }
+
+    /// Archives several entries (owner, entry) in one write, e.g. both copies of a message. The outcome of each
+    /// row comes back in order, as for [`Store::archive_append`]; `Err` when the whole write failed.
+    pub async fn archive_append_all(
+        &self,
+        rows: Vec<(String, ArchiveEntry)>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         match self {
-            Store::Sqlite(s) => s.archive_append(owner, entry).await,
+            Store::Sqlite(s) => s.archive_append_all(rows).await,
         }
     }
 

@@ -207,13 +207,11 @@ async fn an_anchor_not_in_the_owners_archive_is_not_found() {
 }
 
 #[tokio::test]
-async fn stanza_ids_are_unique_per_owner_and_entries_read_back() {
+async fn entries_read_back_by_stanza_id_and_origin_id() {
     let (_dir, store, entries) = archive_of(10).await;
     let mut copy = entry(3);
     copy.body = Some("a different message".into());
-    let again = store.archive_append("alice", &copy).await;
-    assert!(matches!(again, Err(StoreError::AlreadyExists)), "{again:?}");
-    assert_eq!(store.archive_count("alice").await.unwrap(), 10);
+    copy.timestamp_ms = entry(2_000).timestamp_ms;
     store.archive_append("mallory", &copy).await.unwrap();
     let ghost = store.archive_append("ghost", &copy).await;
     assert!(matches!(ghost, Err(StoreError::NoSuchAccount)), "{ghost:?}");
@@ -226,10 +224,79 @@ async fn stanza_ids_are_unique_per_owner_and_entries_read_back() {
     assert_eq!(store.archive_find_origin("alice", "origin-4").await.unwrap(), Some(entries[4].clone()));
     let mut resent = entry(11);
     resent.origin_id = Some("origin-4".into());
+    resent.timestamp_ms = entry(3_000).timestamp_ms;
     store.archive_append("alice", &resent).await.unwrap();
     assert_eq!(store.archive_find_origin("alice", "origin-4").await.unwrap(), Some(resent));
     assert_eq!(store.archive_find_origin("alice", "origin-1000").await.unwrap(), None);
     assert_eq!(store.archive_find_origin("mallory", "origin-4").await.unwrap(), None);
+}
+
+/// A stanza-id in our time-ordered shape: 8 base-62 digits of `ms`, then 12 more characters.
+fn timed_id(ms: i64, tail: &str) -> String {
+    const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut id = [0u8; 8];
+    let mut rest = ms;
+    for d in id.iter_mut().rev() {
+        *d = DIGITS[(rest % 62) as usize];
+        rest /= 62;
+    }
+    format!("{}{tail:>12}", String::from_utf8_lossy(&id))
+}
+
+/// Times only move forward in the archive (an entry stamped earlier than the last row gets the last row's time),
+/// and anchors with our time-ordered ids are found near their time, or a day away after a clock step.
+#[tokio::test]
+async fn archive_time_never_goes_back_and_time_ordered_anchors_are_found() {
+    let (_dir, store) = common::fresh();
+    store.account_create("alice", &common::credentials(1)).await.unwrap();
+    store.account_create("bob", &common::credentials(2)).await.unwrap();
+    let t0 = 1_764_000_000_000;
+    let mut ids = Vec::new();
+    for n in 0..300i64 {
+        // 300 messages a minute apart; the 200th is stamped an hour early (a clock stepped back).
+        let ms = if n == 200 { t0 + 60_000 * n - 3_600_000 } else { t0 + 60_000 * n };
+        let id = timed_id(ms, &format!("n{n}"));
+        let owner = if n % 3 == 0 { "bob" } else { "alice" };
+        let e = ArchiveEntry {
+            stanza_id: id.clone(),
+            with: "carol@example.org".into(),
+            outgoing: false,
+            timestamp_ms: ms,
+            origin_id: None,
+            body: Some(format!("message {n}")),
+            stanza: format!("<message><body>message {n}</body></message>"),
+        };
+        store.archive_append(owner, &e).await.unwrap();
+        ids.push((owner, id, ms));
+    }
+    for (n, (owner, id, ms)) in ids.iter().enumerate() {
+        let got = store.archive_get(owner, id).await.unwrap().unwrap_or_else(|| panic!("message {n} not found"));
+        assert_eq!(&got.stanza_id, id);
+        if n == 200 {
+            assert_eq!(got.timestamp_ms, ids[199].2, "an earlier stamp is raised to the last row's");
+        } else {
+            assert_eq!(got.timestamp_ms, *ms);
+        }
+        let other = if *owner == "bob" { "alice" } else { "bob" };
+        assert_eq!(store.archive_get(other, id).await.unwrap(), None, "ids are per owner");
+    }
+    assert_eq!(store.archive_get("alice", &timed_id(t0 + 30_000, "none")).await.unwrap(), None);
+
+    // A time window: every message of alice between minute 100 and minute 150, both included.
+    let q =
+        ArchiveQuery { start_ms: Some(t0 + 6_000_000), end_ms: Some(t0 + 9_000_000), max: 100, ..Default::default() };
+    let page = store.archive_query("alice", &q).await.unwrap();
+    let expected: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .filter(|(n, (o, ..))| (100..=150).contains(n) && *o == "alice")
+        .map(|(_, (_, id, _))| id.clone())
+        .collect();
+    assert_eq!(page.items.iter().map(|e| e.stanza_id.clone()).collect::<Vec<_>>(), expected);
+    // Paging after an anchor inside the window.
+    let q = ArchiveQuery { after_id: Some(expected[10].clone()), ..q };
+    let page = store.archive_query("alice", &q).await.unwrap();
+    assert_eq!(page.items.first().map(|e| &e.stanza_id), expected.get(11));
 }
 
 #[tokio::test]

@@ -142,7 +142,7 @@ async fn a_version_1_database_with_data_is_migrated_and_keeps_it() {
 
     let store = Store::open_sqlite(&path, SqliteOptions::default()).expect("migrate");
     assert_eq!(user_version(&path), SQLITE_SCHEMA_VERSION);
-    assert_eq!(SQLITE_SCHEMA_VERSION, 7);
+    assert_eq!(SQLITE_SCHEMA_VERSION, 8);
     assert_eq!(store.account_credentials("alice").await.unwrap(), Some(common::credentials(1)));
     let roster = store.roster("alice").await.unwrap();
     assert_eq!((roster.version, roster.items[0].jid.as_str()), (3, "bob@example.org"));

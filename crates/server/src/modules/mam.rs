@@ -15,7 +15,7 @@ use drupe_store::{ArchiveDefault, ArchiveEntry, ArchivePrefs, ArchiveQuery};
 
 use super::{now_ms, store_failure};
 use crate::c2s::Session;
-use crate::context::{time_ordered_id, Context};
+use crate::context::{time_ordered_id_at, Context};
 
 pub const NS: &str = "urn:xmpp:mam:2";
 pub const NS_EXTENDED: &str = "urn:xmpp:mam:2#extended";
@@ -123,21 +123,27 @@ pub async fn prepare_outgoing(ctx: &Context, owner: &str, el: &Element) -> Resul
 }
 
 fn entry(with: &str, outgoing: bool, el: &Element) -> ArchiveEntry {
+    // The id carries the entry's time: the store finds anchors by it.
+    let now = now_ms();
     ArchiveEntry {
-        stanza_id: time_ordered_id(),
+        stanza_id: time_ordered_id_at(now),
         with: with.to_owned(),
         outgoing,
-        timestamp_ms: now_ms(),
+        timestamp_ms: now,
         origin_id: el.child("origin-id", SID).and_then(|o| o.attr("id")).map(str::to_owned),
         body: el.child("body", ns::CLIENT).map(Element::text),
         stanza: el.to_xml(),
     }
 }
 
-/// Commits a prepared entry.
-pub async fn write(ctx: &Context, write: Option<ArchiveWrite>) -> Result<(), StanzaError> {
-    let Some(w) = write else { return Ok(()) };
-    ctx.store.archive_append(&w.owner, &w.entry).await.map_err(store_failure)
+/// Commits prepared entries (a message's recipient and sender copies) in one store write.
+pub async fn write(ctx: &Context, writes: [Option<ArchiveWrite>; 2]) -> Result<(), StanzaError> {
+    let rows: Vec<_> = writes.into_iter().flatten().map(|w| (w.owner, w.entry)).collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let outcomes = ctx.store.archive_append_all(rows).await.map_err(store_failure)?;
+    outcomes.into_iter().collect::<Result<(), _>>().map_err(store_failure)
 }
 
 pub async fn handle(s: &mut Session, iq: &Element) {

@@ -103,8 +103,7 @@ pub async fn deliver_to_account(
         Fresh::Rerouted => (None, None),
     };
     let archived = async {
-        let (a, b) = tokio::join!(mam::write(ctx, incoming), mam::write(ctx, outgoing));
-        if let Err(e) = a.and(b) {
+        if let Err(e) = mam::write(ctx, [incoming, outgoing]).await {
             // Delivered or stored all the same; only the history copy is missing.
             tracing::warn!(condition = e.condition.as_str(), "message not archived");
         }

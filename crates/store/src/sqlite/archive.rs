@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::accounts::account_exists;
-use super::SqliteStore;
+use super::{archive_order, SqliteStore};
 use crate::{ArchiveEntry, StoreError};
 
 /// Most rows one retention transaction deletes: each batch holds the writer for tens of
@@ -125,39 +125,50 @@ pub(super) fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<ArchiveEntry> {
 }
 
 impl SqliteStore {
-    pub(crate) async fn archive_append(&self, owner: &str, entry: &ArchiveEntry) -> Result<(), StoreError> {
-        let owner = owner.to_owned();
-        let entry = entry.clone();
+    /// Appends rows, all in one write job: a message's sender and recipient copies share it. Each row succeeds or
+    /// fails on its own (a missing owner refuses only its row).
+    pub(crate) async fn archive_append_all(
+        &self,
+        rows: Vec<(String, ArchiveEntry)>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         let pending = self.inner.fts_pending.clone();
         self.write(move |conn| {
-            if !account_exists(conn, &owner)? {
-                return Err(StoreError::NoSuchAccount);
-            }
-            // The `archive_fts_pending_insert` trigger lists the row for the full-text index.
-            let inserted = conn
-                .prepare_cached(
+            // Never earlier than the last row: `seq` order is time order (archive_order.rs).
+            let mut last: i64 = conn
+                .prepare_cached("SELECT timestamp_ms FROM archive ORDER BY seq DESC LIMIT 1")?
+                .query_row([], |row| row.get(0))
+                .optional()?
+                .unwrap_or(i64::MIN);
+            let mut outcomes = Vec::with_capacity(rows.len());
+            for (owner, entry) in &rows {
+                if !account_exists(conn, owner)? {
+                    outcomes.push(Err(StoreError::NoSuchAccount));
+                    continue;
+                }
+                let timestamp_ms = entry.timestamp_ms.max(last);
+                // The `archive_fts_pending_insert` trigger lists the row for the full-text index.
+                conn.prepare_cached(
                     "INSERT INTO archive
                         (owner, stanza_id, with_jid, outgoing, timestamp_ms, origin_id, body, stanza)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT (owner, stanza_id) DO NOTHING",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )?
                 .execute(params![
                     owner,
                     entry.stanza_id,
                     entry.with,
                     entry.outgoing,
-                    entry.timestamp_ms,
+                    timestamp_ms,
                     entry.origin_id,
                     entry.body,
                     entry.stanza,
                 ])?;
-            if inserted == 0 {
-                return Err(StoreError::AlreadyExists);
+                last = timestamp_ms;
+                outcomes.push(Ok(()));
+                if entry.body.is_some() && pending.fetch_add(1, Ordering::Relaxed) + 1 >= FTS_BATCH {
+                    index_backlog(conn, &pending);
+                }
             }
-            if entry.body.is_some() && pending.fetch_add(1, Ordering::Relaxed) + 1 >= FTS_BATCH {
-                index_backlog(conn, &pending);
-            }
-            Ok(())
+            Ok(outcomes)
         })
         .await
     }
@@ -176,13 +187,10 @@ impl SqliteStore {
         let owner = owner.to_owned();
         let stanza_id = stanza_id.to_owned();
         self.read(move |conn| {
+            let Some(seq) = archive_order::find(conn, &owner, &stanza_id)? else { return Ok(None) };
             let entry = conn
-                .prepare_cached(concat!(
-                    "SELECT ",
-                    entry_columns!(),
-                    " FROM archive a WHERE a.owner = ?1 AND a.stanza_id = ?2"
-                ))?
-                .query_row(params![owner, stanza_id], entry_from_row)
+                .prepare_cached(concat!("SELECT ", entry_columns!(), " FROM archive a WHERE a.seq = ?1"))?
+                .query_row(params![seq], entry_from_row)
                 .optional()?;
             Ok(entry)
         })
@@ -217,18 +225,16 @@ impl SqliteStore {
     pub(crate) async fn archive_purge_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
-            // One owner at a time through (owner, timestamp_ms): every batch costs an index
-            // probe per account plus the rows it deletes, never a scan of the archive.
+            // Rows before the cutoff are a prefix of `seq` (archive_order.rs): delete it oldest first.
             let deleted = self
                 .write(move |conn| {
+                    let boundary = archive_order::seq_boundary(conn, cutoff_ms)?;
                     let deleted = conn
                         .prepare_cached(
                             "DELETE FROM archive WHERE seq IN (
-                                SELECT a.seq FROM accounts CROSS JOIN archive a INDEXED BY archive_by_time
-                                ON a.owner = accounts.username AND a.timestamp_ms < ?1
-                                LIMIT ?2)",
+                                SELECT seq FROM archive WHERE seq < ?1 AND timestamp_ms < ?2 ORDER BY seq LIMIT ?3)",
                         )?
-                        .execute(params![cutoff_ms, PURGE_BATCH])?;
+                        .execute(params![boundary, cutoff_ms, PURGE_BATCH])?;
                     Ok(deleted as u64)
                 })
                 .await?;

@@ -4,14 +4,16 @@
 //! Every query is one of a few fixed statements, chosen by which filter should drive the
 //! index scan (a [`Shape`]); the other filters are bound as always-present ranges whose
 //! defaults match everything. `INDEXED BY` pins each shape's plan, and the test at the
-//! bottom checks it with `EXPLAIN QUERY PLAN`. RSM anchors become `seq` bounds.
+//! bottom checks it with `EXPLAIN QUERY PLAN`. RSM anchors, time bounds and the stanza-ids of
+//! an `ids` filter become `seq` bounds or values (archive_order.rs).
 
 use std::rc::Rc;
 
 use rusqlite::types::Value;
-use rusqlite::{params, Connection, OptionalExtension, Statement, ToSql};
+use rusqlite::{Connection, Statement, ToSql};
 
 use super::archive::{entry_columns, entry_from_row};
+use super::archive_order::{anchor, find, seq_boundary};
 use super::SqliteStore;
 use crate::{ArchivePage, ArchiveQuery, StoreError};
 
@@ -46,14 +48,10 @@ enum Shape {
     Owner,
     /// (owner, with_jid, seq): one conversation, in order.
     With,
-    /// (owner, timestamp_ms): a time window, sorted by seq. Windows are usually short
-    /// (a client catching up since it last synced), so sorting them is cheaper than
-    /// scanning the archive in order from its start.
-    Time,
     /// The FTS index, whose rowids are `seq`: matches in order. CROSS JOIN keeps it the
     /// outer loop (else SQLite runs the MATCH once per archive row).
     Text,
-    /// (owner, stanza_id): a handful of ids, sorted by seq.
+    /// The rowids of a handful of stanza-ids, sorted.
     Ids,
 }
 
@@ -63,8 +61,6 @@ impl Shape {
             Shape::Ids
         } else if text.is_some() {
             Shape::Text
-        } else if query.start_ms.is_some() || query.end_ms.is_some() {
-            Shape::Time
         } else if query.with.is_some() {
             Shape::With
         } else {
@@ -79,19 +75,14 @@ impl Shape {
                 "FROM archive a INDEXED BY archive_by_with WHERE a.owner = :owner AND a.with_jid = :with",
                 "a.seq"
             ),
-            Shape::Time => shape!(
-                "FROM archive a INDEXED BY archive_by_time
-                 WHERE a.owner = :owner AND (:with IS NULL OR a.with_jid = :with)",
-                "a.seq"
-            ),
             Shape::Text => shape!(
                 "FROM archive_fts CROSS JOIN archive a ON a.seq = archive_fts.rowid
                  WHERE archive_fts MATCH :text AND a.owner = :owner AND (:with IS NULL OR a.with_jid = :with)",
                 "archive_fts.rowid"
             ),
             Shape::Ids => shape!(
-                "FROM archive a INDEXED BY archive_by_stanza_id
-                 WHERE a.owner = :owner AND a.stanza_id IN rarray(:ids)
+                "FROM archive a
+                 WHERE a.seq IN rarray(:ids) AND a.owner = :owner
                    AND (:with IS NULL OR a.with_jid = :with)
                    AND (:text IS NULL OR a.seq IN (SELECT rowid FROM archive_fts WHERE archive_fts MATCH :text))",
                 "a.seq"
@@ -128,17 +119,30 @@ impl SqliteStore {
 }
 
 fn query_page(conn: &Connection, owner: &str, query: &ArchiveQuery) -> Result<ArchivePage, StoreError> {
-    let after = match &query.after_id {
+    let mut after = match &query.after_id {
         Some(id) => anchor(conn, owner, id)?,
         None => i64::MIN,
     };
-    let before = match &query.before_id {
+    let mut before = match &query.before_id {
         Some(Some(id)) => anchor(conn, owner, id)?,
         Some(None) | None => i64::MAX,
     };
+    // Time bounds as `seq` bounds, so that the scan starts and stops there (the exact time filter stays).
+    if let Some(start) = query.start_ms {
+        after = after.max(seq_boundary(conn, start)? - 1);
+    }
+    if let Some(end) = query.end_ms {
+        before = before.min(seq_boundary(conn, end.saturating_add(1))?);
+    }
+    let mut seqs = Vec::with_capacity(query.ids.len());
+    for id in &query.ids {
+        if let Some(seq) = find(conn, owner, id)? {
+            seqs.push(Value::from(seq));
+        }
+    }
     let text = query.text.as_deref().and_then(fts_query);
     let sql = Shape::of(query, text.as_deref()).sql();
-    let ids: rusqlite::vtab::array::Array = Rc::new(query.ids.iter().cloned().map(Value::from).collect());
+    let ids: rusqlite::vtab::array::Array = Rc::new(seqs);
     // One more than asked: whether it comes back tells whether the page is the last.
     let limit = i64::try_from(query.max).unwrap_or(i64::MAX).saturating_add(1);
     let mut named: [(&str, &dyn ToSql); 9] = [
@@ -177,14 +181,6 @@ fn query_page(conn: &Connection, owner: &str, query: &ArchiveQuery) -> Result<Ar
     Ok(ArchivePage { items, complete, count: Some(u64::try_from(count).unwrap_or_default()) })
 }
 
-/// The `seq` of an RSM anchor; [`StoreError::NotFound`] if the owner has no such id.
-fn anchor(conn: &Connection, owner: &str, stanza_id: &str) -> Result<i64, StoreError> {
-    conn.prepare_cached("SELECT seq FROM archive WHERE owner = ?1 AND stanza_id = ?2")?
-        .query_row(params![owner, stanza_id], |row| row.get(0))
-        .optional()?
-        .ok_or(StoreError::NotFound)
-}
-
 /// Binds the parameters `statement` uses; each shape uses a subset of them.
 fn bind(statement: &mut Statement<'_>, named: &[(&str, &dyn ToSql)]) -> Result<(), StoreError> {
     for (name, value) in named {
@@ -206,7 +202,7 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         super::super::migrations::migrate(&mut conn).unwrap();
         rusqlite::vtab::array::load_module(&conn).unwrap();
-        for shape in [Shape::Owner, Shape::With, Shape::Time, Shape::Text, Shape::Ids] {
+        for shape in [Shape::Owner, Shape::With, Shape::Text, Shape::Ids] {
             let sql = shape.sql();
             for (statement, ordered) in [(sql.forward, true), (sql.backward, true), (sql.count, false)] {
                 // Unbound parameters are NULL: enough to plan with.
@@ -222,7 +218,7 @@ mod tests {
                     "{shape:?} scans the archive:\n{plan}"
                 );
                 let sorts = plan.contains("TEMP B-TREE");
-                let may_sort = matches!(shape, Shape::Time | Shape::Ids);
+                let may_sort = shape == Shape::Ids;
                 assert!(!(ordered && sorts && !may_sort), "{shape:?} sorts:\n{plan}");
             }
         }

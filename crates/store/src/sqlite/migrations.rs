@@ -132,6 +132,8 @@ const MIGRATIONS: &[&str] = &[
     super::upload::MIGRATION,
     // 7: the full-text index (XEP-0431) is kept in batches, not by a trigger per row.
     super::archive::FTS_BATCHED_MIGRATION,
+    // 8: the archive finds times and stanza-ids through `seq` order (archive_order.rs).
+    super::archive_order::MIGRATION,
 ];
 
 /// Brings the database up to [`SCHEMA_VERSION`], one transaction per migration.

@@ -7,6 +7,7 @@
 
 mod accounts;
 mod archive;
+mod archive_order;
 mod archive_prefs;
 mod archive_query;
 mod blocking;
@@ -29,6 +30,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
 use crate::StoreError;
+pub use archive_order::stanza_id_millis;
 pub use migrations::SCHEMA_VERSION;
 use writer::Writer;
 
