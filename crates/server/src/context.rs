@@ -15,7 +15,7 @@ use crate::router::Router;
 
 /// A resumable session: its account, its session id, and where to ask it for its state.
 type Resumable = (String, u64, TakeoverSender);
-type TakeoverSender = tokio::sync::mpsc::Sender<crate::c2s::Takeover>;
+type TakeoverSender = crate::queue::Sender<crate::c2s::Takeover>;
 
 pub struct Context {
     pub config: Config,

@@ -12,6 +12,7 @@ mod context;
 mod http;
 mod listener;
 mod modules;
+mod queue;
 mod router;
 
 use std::net::SocketAddr;

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use drupe_proto::xml::Element;
-use tokio::sync::mpsc;
+
+use crate::queue;
 
 /// What the router hands to a session task; only that task writes to its socket.
 #[derive(Debug)]
@@ -46,7 +47,7 @@ impl Prepared {
 #[derive(Clone, Debug)]
 pub struct SessionHandle {
     pub id: u64,
-    pub tx: mpsc::Sender<Outbound>,
+    pub tx: queue::Sender<Outbound>,
 }
 
 #[derive(Debug)]
@@ -185,8 +186,8 @@ impl Router {
 impl SessionHandle {
     pub fn send(&self, out: Outbound) -> Result<(), Undeliverable> {
         self.tx.try_send(out).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Undeliverable::QueueFull,
-            mpsc::error::TrySendError::Closed(_) => Undeliverable::NoSession,
+            queue::TrySendError::Full(_) => Undeliverable::QueueFull,
+            queue::TrySendError::Closed(_) => Undeliverable::NoSession,
         })
     }
 }
@@ -195,8 +196,8 @@ impl SessionHandle {
 mod tests {
     use super::*;
 
-    fn handle(id: u64) -> (SessionHandle, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(4);
+    fn handle(id: u64) -> (SessionHandle, queue::Receiver<Outbound>) {
+        let (tx, rx) = queue::channel(4);
         (SessionHandle { id, tx }, rx)
     }
 
@@ -231,7 +232,7 @@ mod tests {
 
     #[test]
     fn full_queue_is_reported_not_awaited() {
-        let (tx, _rx) = mpsc::channel(1);
+        let (tx, _rx) = queue::channel(1);
         let h = SessionHandle { id: 1, tx };
         h.send(Outbound::Replaced).unwrap();
         assert_eq!(h.send(Outbound::Replaced).unwrap_err(), Undeliverable::QueueFull);

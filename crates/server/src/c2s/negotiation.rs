@@ -7,7 +7,6 @@ use drupe_proto::sasl::Mechanism;
 use drupe_proto::stanza;
 use drupe_proto::xml::{Element, StreamHeader};
 use drupe_proto::{ns, BareJid, FullJid};
-use tokio::sync::mpsc;
 
 use super::session::{Flow, Session};
 use super::transport::Transport;
@@ -168,7 +167,7 @@ impl Session {
         let user = self.user.clone().ok_or_else(|| StanzaError::new(Condition::NotAuthorized))?;
         let jid = FullJid::new(&format!("{user}@{}/{resource}", self.ctx.domain()))
             .map_err(|_| StanzaError::new(Condition::BadRequest))?;
-        let (tx, rx) = mpsc::channel(self.ctx.config.c2s.outbound_queue);
+        let (tx, rx) = crate::queue::channel(self.ctx.config.c2s.outbound_queue);
         let handle = SessionHandle { id: self.id, tx };
         let max = self.ctx.config.limits.max_resources_per_account;
         match self.ctx.router.bind(&user, jid.resource().as_str(), handle, max) {

@@ -12,7 +12,6 @@ use drupe_proto::stanza;
 use drupe_proto::xml::{Element, Limits, StreamEvent, StreamReader};
 use drupe_proto::{ns, FullJid};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -58,7 +57,7 @@ pub struct Session {
     pub(super) header_sent: bool,
     pub(super) sasl: Option<super::sasl::Exchange>,
     pub(super) auth_failures: u32,
-    pub(super) rx: Option<mpsc::Receiver<Outbound>>,
+    pub(super) rx: Option<crate::queue::Receiver<Outbound>>,
     pub(super) closing: bool,
     /// The account, once authenticated.
     pub user: Option<String>,
@@ -75,7 +74,7 @@ pub struct Session {
     pub directed: HashSet<String>,
     pub(super) sm: Option<StreamManagement>,
     /// Requests from a resuming connection, when stream management with resumption is enabled.
-    pub(super) takeover: Option<mpsc::Receiver<Takeover>>,
+    pub(super) takeover: Option<crate::queue::Receiver<Takeover>>,
     /// XEP-0352: `Some` while the client is inactive, with what is held back.
     pub(super) csi: Option<super::csi::Held>,
     /// Another session bound our resource: it now owns the full JID and its presence.
@@ -397,7 +396,7 @@ impl Session {
     }
 
     /// Registers this session's queue after bind (or takes over a resumed session's).
-    pub(super) fn set_queue(&mut self, rx: Option<mpsc::Receiver<Outbound>>) {
+    pub(super) fn set_queue(&mut self, rx: Option<crate::queue::Receiver<Outbound>>) {
         self.rx = rx;
     }
 
@@ -467,7 +466,7 @@ impl Session {
     }
 }
 
-pub(super) async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+pub(super) async fn recv<T>(rx: &mut Option<crate::queue::Receiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

@@ -13,11 +13,16 @@ use std::time::Duration;
 use drupe_proto::error::{StreamCondition, StreamError};
 use drupe_proto::xml::Element;
 use drupe_proto::FullJid;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::session::{recv, Session};
 use crate::context::random_token;
+use crate::queue;
 use crate::router::{Outbound, Prepared};
+
+/// Resumptions of one detached session that may be asked for at once (the first takes it over; the others then
+/// find nothing to take).
+const TAKEOVER_QUEUE: usize = 2;
 
 pub const NS: &str = "urn:xmpp:sm:3";
 
@@ -71,7 +76,7 @@ impl Sent {
 pub struct Detached {
     pub id: u64,
     pub jid: FullJid,
-    pub rx: Option<mpsc::Receiver<Outbound>>,
+    pub rx: Option<queue::Receiver<Outbound>>,
     pub presence: Option<Element>,
     pub roster_requested: bool,
     pub offline_delivered: bool,
@@ -129,7 +134,7 @@ impl Session {
         let mut enabled = Element::new("enabled", NS);
         if matches!(el.attr("resume"), Some("true" | "1")) {
             let id = random_token(24);
-            let (tx, rx) = mpsc::channel(1);
+            let (tx, rx) = queue::channel(TAKEOVER_QUEUE);
             if let Some(user) = self.user.clone() {
                 self.ctx.resumption_register(&id, &user, self.id, tx);
             }
@@ -200,7 +205,7 @@ impl Session {
             return Ok(Err(failed("item-not-found")));
         };
         let (tx, rx) = oneshot::channel();
-        let detached = match owner.send(tx).await {
+        let detached = match owner.try_send(tx) {
             Ok(()) => tokio::time::timeout(Duration::from_secs(5), rx).await.ok().and_then(Result::ok),
             Err(_) => None,
         };
@@ -209,7 +214,7 @@ impl Session {
         };
         d.sm.ack(h)?;
         let previd = previd.to_owned();
-        let (tx, takeover) = mpsc::channel(1);
+        let (tx, takeover) = queue::channel(TAKEOVER_QUEUE);
         self.ctx.resumption_register(&previd, &user, d.id, tx);
         self.takeover = Some(takeover);
         self.id = d.id;

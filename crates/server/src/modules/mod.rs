@@ -22,10 +22,10 @@ use drupe_proto::error::{Condition, StanzaError, StreamError};
 use drupe_proto::stanza::{self, Kind};
 use drupe_proto::xml::Element;
 use drupe_proto::Jid;
-use tokio::sync::mpsc;
 
 use crate::c2s::Session;
 use crate::context::Context;
+use crate::queue;
 use crate::router::Outbound;
 
 /// Where a stanza is addressed, relative to this server.
@@ -100,7 +100,7 @@ pub async fn handle_client_stanza(s: &mut Session, kind: Kind, mut el: Element) 
 
 /// After a session is unbound: unavailable presence to everyone who saw it available, and stanzas still queued
 /// for it are routed again (messages go to other resources or offline storage, RFC 6121 §8.5.3.2.1).
-pub async fn session_ended(s: &mut Session, pending: Option<mpsc::Receiver<Outbound>>, undelivered: Vec<Element>) {
+pub async fn session_ended(s: &mut Session, pending: Option<queue::Receiver<Outbound>>, undelivered: Vec<Element>) {
     if let Some(jid) = s.jid.clone() {
         muc::session_ended(&s.ctx, &jid);
     }
