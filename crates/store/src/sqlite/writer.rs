@@ -227,19 +227,28 @@ fn commit_batch(conn: &Connection, mut jobs: Vec<Box<dyn Job>>, commits: &Atomic
 fn run_batch(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
     // IMMEDIATE takes the write lock now: another process holding it makes us wait
     // (busy_timeout) here rather than fail halfway through the batch.
-    conn.execute_batch("BEGIN IMMEDIATE")?;
+    cached(conn, "BEGIN IMMEDIATE")?;
     for job in jobs {
-        conn.execute_batch("SAVEPOINT job")?;
-        let savepoint_end = match job.run(conn) {
-            Ok(()) => "RELEASE job",
+        cached(conn, "SAVEPOINT job")?;
+        match job.run(conn) {
+            Ok(()) => cached(conn, "RELEASE job")?,
             // On some errors (SQLITE_FULL, IOERR, NOMEM) SQLite may already have rolled
             // back the whole transaction: then every job of the batch is undone, by this
             // job's error.
             Err(error) if conn.is_autocommit() => return Err(error),
-            Err(_) => "ROLLBACK TO job; RELEASE job",
-        };
-        conn.execute_batch(savepoint_end)?;
+            Err(_) => {
+                cached(conn, "ROLLBACK TO job")?;
+                cached(conn, "RELEASE job")?;
+            }
+        }
     }
-    conn.execute_batch("COMMIT")?;
+    cached(conn, "COMMIT")?;
+    Ok(())
+}
+
+/// Runs a statement without parameters through the statement cache: the batch statements run for every job, and
+/// parsing them each time cost more than some jobs.
+fn cached(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)?.execute([])?;
     Ok(())
 }
