@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Turns the JSON lines of bench/compare.sh into tables and plain SVG charts (standard library only).
 
-Usage: charts.py RESULTS.jsonl [--svg-dir docs/bench] [--markdown docs/benchmarks.md]
+Usage: charts.py RESULTS.jsonl [--svg-dir docs/bench] [--markdown docs/benchmarks.md] [--growth IDLE_STEPS.json]
 
 Writes SVG_DIR/chat-latency.svg (message latency against offered load) and SVG_DIR/idle-rss.svg (server RSS
 against idle sessions). With --markdown, replaces the "## Side by side" section of that file (up to the next
 "## " heading) with tables of the numbers and the ratios drupe/peer, or appends the section when there is none;
-without it, prints the section.
+without it, prints the section. --growth also draws SVG_DIR/growth-rss.svg and growth-per-session.svg from one
+`drupe-bench idle --steps ... --json` result (drupe alone, e.g. 1,000 to 19,000 sessions).
 """
 import argparse
 import html
@@ -233,6 +234,32 @@ def idle_chart(runs, servers):
     return c.svg()
 
 
+def growth_charts(run):
+    """Two charts from one `drupe-bench idle --steps ... --json` result: RSS and CPU per login against sessions."""
+    steps = sorted(int(k.split("_")[1]) for k in run if k.startswith("step_") and k.endswith("_server_rss_kb"))
+    if not steps:
+        return None, None
+    rss = [(0, run["server_rss_before_kb"] / 1024)] + [(n, run[f"step_{n}_server_rss_kb"] / 1024) for n in steps]
+    per = [(n, run[f"step_{n}_server_kb_per_session"]) for n in steps]
+    cpu = [(n, run[f"step_{n}_server_login_cpu_ms_per_session"]) for n in steps]
+    xt = nice_ticks(max(steps))
+    yt = nice_ticks(max(y for _, y in rss))
+    c = Chart("Growth: server RSS against sessions (drupe)", "sessions held (TLS, authenticated, with presence)",
+              "server RSS", 0, xt[-1], 0, yt[-1])
+    c.axes(xt, yt, lambda v: f"{v:,.0f} MiB")
+    c.line(rss, COLOR["drupe"])
+    c.legend([(LABEL["drupe"], COLOR["drupe"], False)])
+    rss_svg = c.svg()
+    yt = nice_ticks(max(max(y for _, y in per), max(y for _, y in cpu) * 10))
+    c = Chart("Growth: per session, at each stage (drupe)", "sessions held",
+              "KiB RSS per session; server CPU per login in 0.1 ms", 0, xt[-1], 0, yt[-1])
+    c.axes(xt, yt, lambda v: f"{v:g}")
+    c.line(per, COLOR["drupe"])
+    c.line([(n, y * 10) for n, y in cpu], COLOR["drupe"], dash=True)
+    c.legend([("KiB / session", COLOR["drupe"], False), ("CPU / login", COLOR["drupe"], True)])
+    return rss_svg, c.svg()
+
+
 # ---- markdown --------------------------------------------------------------------------------------------------
 
 def section(meta, notes, runs, servers, svg_rel):
@@ -418,7 +445,16 @@ def main():
     ap.add_argument("results")
     ap.add_argument("--svg-dir", default="docs/bench")
     ap.add_argument("--markdown")
+    ap.add_argument("--growth", help="also draw growth-rss.svg and growth-per-session.svg from this idle --steps JSON")
     a = ap.parse_args()
+    if a.growth:
+        with open(a.growth) as f:
+            rss_svg, per_svg = growth_charts(json.loads(f.readline()))
+        os.makedirs(a.svg_dir, exist_ok=True)
+        for name, svg in (("growth-rss.svg", rss_svg), ("growth-per-session.svg", per_svg)):
+            if svg:
+                with open(os.path.join(a.svg_dir, name), "w") as f:
+                    f.write(svg)
     meta, notes, runs, servers = load(a.results)
     if not runs:
         sys.exit(f"{a.results}: no results")
