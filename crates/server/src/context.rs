@@ -21,7 +21,10 @@ pub struct Context {
     pub config: Config,
     pub store: Store,
     pub router: Router,
+    /// TLS for the HTTPS listener (tokio-rustls).
     pub tls: tokio_rustls::TlsAcceptor,
+    /// TLS for client streams (STARTTLS and direct TLS, `c2s::tls` on rustls's unbuffered API).
+    pub tls_config: Arc<rustls::ServerConfig>,
     pub throttle: AuthThrottle,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
@@ -51,7 +54,8 @@ impl Context {
             config,
             store,
             router: Router::default(),
-            tls: tokio_rustls::TlsAcceptor::from(tls),
+            tls: tokio_rustls::TlsAcceptor::from(tls.clone()),
+            tls_config: tls,
             throttle,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),

@@ -9,6 +9,7 @@ pub mod output;
 mod sasl;
 mod session;
 mod sm;
+pub mod tls;
 pub mod transport;
 
 pub use negotiation::normalize_username;

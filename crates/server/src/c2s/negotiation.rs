@@ -9,6 +9,7 @@ use drupe_proto::xml::{Element, StreamHeader};
 use drupe_proto::{ns, BareJid, FullJid};
 
 use super::session::{Flow, Session};
+use super::tls::TlsStream;
 use super::transport::Transport;
 use crate::context::random_token;
 use crate::router::{BindError, SessionHandle};
@@ -122,10 +123,9 @@ impl Session {
         let Transport::Plain(tcp) = std::mem::replace(&mut self.transport, Transport::Upgrading) else {
             return Err(StreamError::new(StreamCondition::InternalServerError));
         };
-        let handshake = self.ctx.tls.accept(tcp);
         let timeout = Duration::from_secs(self.ctx.config.c2s.auth_timeout_secs);
-        match tokio::time::timeout(timeout, handshake).await {
-            Ok(Ok(tls)) => {
+        match Box::pin(TlsStream::accept(tcp, self.ctx.tls_config.clone(), timeout)).await {
+            Ok(tls) => {
                 self.transport = Transport::Tls(Box::new(tls));
                 self.reader.reset();
                 self.header_sent = false;

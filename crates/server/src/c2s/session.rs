@@ -17,6 +17,7 @@ use tracing::Instrument;
 
 use super::output::Output;
 use super::sm::{Sent, StreamManagement, Takeover};
+use super::tls::TlsStream;
 use super::transport::{Received, Transport};
 use crate::context::Context;
 use crate::modules;
@@ -90,10 +91,9 @@ pub async fn run(socket: TcpStream, peer: SocketAddr, direct_tls: bool, ctx: Arc
     async move {
         let auth_timeout = Duration::from_secs(ctx.config.c2s.auth_timeout_secs);
         let transport = if direct_tls {
-            match tokio::time::timeout(auth_timeout, Box::pin(ctx.tls.accept(socket))).await {
-                Ok(Ok(tls)) => Transport::Tls(Box::new(tls)),
-                Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
-                Err(_) => return tracing::debug!("TLS handshake timed out"),
+            match Box::pin(TlsStream::accept(socket, ctx.tls_config.clone(), auth_timeout)).await {
+                Ok(tls) => Transport::Tls(Box::new(tls)),
+                Err(e) => return tracing::debug!(error = %e, "TLS handshake failed"),
             }
         } else {
             Transport::Plain(socket)

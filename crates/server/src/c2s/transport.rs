@@ -1,6 +1,7 @@
 //! The transport under a client stream: plain TCP until STARTTLS, then TLS (or TLS from the first byte on the
-//! XEP-0368 direct TLS port), a WebSocket (RFC 7395) or a BOSH session (XEP-0206). One type, so the session code is
-//! the same for all: it receives bytes or whole elements and hands its [`Output`] over to be written.
+//! XEP-0368 direct TLS port; `tls.rs`, which holds no buffer while idle), a WebSocket (RFC 7395) or a BOSH session
+//! (XEP-0206). One type, so the session code is the same for all: it receives bytes or whole elements and hands its
+//! [`Output`] over to be written.
 
 use std::io;
 
@@ -14,14 +15,14 @@ use sync_wrapper::SyncWrapper;
 
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
 
 use super::output::Output;
+use super::tls::TlsStream;
 use crate::http::bosh::Link;
 
 pub enum Transport {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream>),
     /// Transient state while STARTTLS hands the socket to rustls.
     Upgrading,
     /// RFC 7395: one element per text message. `secure`: HTTPS, or plain HTTP behind a trusted TLS proxy.
@@ -37,7 +38,7 @@ pub enum Transport {
 
 /// What one read from the transport gave.
 pub enum Received {
-    /// Bytes of the XML stream (TCP), exactly as many as one read gave.
+    /// Bytes of the XML stream (TCP: as many as one read gave; TLS: the plaintext of the records one read completed).
     Bytes(Vec<u8>),
     /// One WebSocket text message: a complete element.
     Frame(Utf8Bytes),
@@ -69,7 +70,7 @@ impl Transport {
     pub async fn receive(&mut self) -> Received {
         match self {
             Transport::Plain(s) => bytes(read_chunk(s).await),
-            Transport::Tls(s) => bytes(read_chunk(s.as_mut()).await),
+            Transport::Tls(s) => bytes(s.receive().await),
             Transport::Upgrading => Received::Eof,
             Transport::WebSocket { socket, max_frame, .. } => loop {
                 match socket.get_mut().recv().await {
@@ -99,10 +100,7 @@ impl Transport {
                 s.write_all(out.bytes()).await?;
                 s.flush().await
             }
-            Transport::Tls(s) => {
-                s.write_all(out.bytes()).await?;
-                s.flush().await
-            }
+            Transport::Tls(s) => s.write_all(out.bytes()).await,
             Transport::Upgrading => Err(io::Error::new(io::ErrorKind::NotConnected, "transport is being upgraded")),
             Transport::WebSocket { socket, .. } => {
                 let socket = socket.get_mut();

@@ -368,6 +368,14 @@ impl Conn {
         }
     }
 
+    /// The TLS stream under this connection (its socket and rustls state), for tests of the TLS layer itself.
+    pub fn tls_mut(&mut self) -> &mut TlsStream<TcpStream> {
+        match &mut self.stream {
+            Stream::Tls(tls) => tls,
+            _ => panic!("not a TLS connection"),
+        }
+    }
+
     /// Whether the server closed the socket within `wait` (anything received before is ignored).
     pub async fn closed_within(&mut self, wait: Duration) -> bool {
         let deadline = Instant::now() + wait;
