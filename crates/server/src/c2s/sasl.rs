@@ -97,7 +97,7 @@ impl Session {
                 self.sasl_start(profile, el.attr("mechanism"), initial).await
             }
             (_, "response") => match self.sasl.take() {
-                Some(exchange) => self.sasl_input(exchange, &el.text()).await,
+                Some(exchange) => self.sasl_input(*exchange, &el.text()).await,
                 None => self.sasl_failure(profile_of(&el), SaslError::MalformedRequest, false).await,
             },
             (_, "abort") => {
@@ -135,7 +135,7 @@ impl Session {
             None => {
                 // No initial response: ask for it with an empty challenge (RFC 6120 §6.4.2).
                 self.send(&Element::new("challenge", exchange.profile.ns()));
-                self.sasl = Some(exchange);
+                self.sasl = Some(Box::new(exchange));
                 Ok(Flow::Continue)
             }
         }
@@ -159,7 +159,7 @@ impl Session {
                 }
                 Ok(Step::Challenge(challenge)) => {
                     self.send(&Element::new("challenge", exchange.profile.ns()).with_text(B64.encode(challenge)));
-                    self.sasl = Some(exchange);
+                    self.sasl = Some(Box::new(exchange));
                     return Ok(Flow::Continue);
                 }
                 Ok(Step::Success { username, additional_data }) => {

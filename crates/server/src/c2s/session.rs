@@ -56,7 +56,8 @@ pub struct Session {
     pub(super) reader: StreamReader,
     pub(super) out: Output,
     pub(super) header_sent: bool,
-    pub(super) sasl: Option<super::sasl::Exchange>,
+    /// A SASL exchange waiting for the client's next response (boxed: every idle session would carry it inline).
+    pub(super) sasl: Option<Box<super::sasl::Exchange>>,
     pub(super) auth_failures: u32,
     pub(super) rx: Option<crate::queue::Receiver<Outbound>>,
     pub(super) closing: bool,
