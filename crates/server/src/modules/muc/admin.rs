@@ -37,7 +37,7 @@ async fn finish(s: &mut Session, el: &Element, outcome: Outcome) {
 
 /// The actor's affiliation, role and nick in `room`.
 fn actor(room: &Room, me: &FullJid) -> (Affiliation, Role, Option<String>) {
-    let nick = room.by_jid(me).map(|i| room.occupants[i].nick.clone());
+    let nick = room.by_jid(me).map(|i| room.occupants[i].nick().to_owned());
     (room.affiliation(&me.to_bare().to_string()), role_of(room, me), nick)
 }
 
@@ -69,22 +69,20 @@ pub async fn admin(s: &mut Session, el: &Element, query: &Element, room_name: &s
                 }
                 (None, Some(new)) => {
                     // By JID, or by the nick of an occupant (as some clients send it).
-                    let by_nick = item
-                        .attr("nick")
-                        .and_then(|n| room.by_nick(n))
-                        .map(|i| room.occupants[i].jid.to_bare().to_string());
+                    let by_nick =
+                        item.attr("nick").and_then(|n| room.by_nick(n)).map(|i| room.occupants[i].bare().to_owned());
                     let bare = match item.attr("jid") {
                         Some(j) => Jid::new(j).map_err(|_| fail(Condition::JidMalformed))?.to_bare().to_string(),
                         None => by_nick.ok_or(fail(Condition::BadRequest))?,
                     };
                     let old = room.affiliation(&bare);
                     may_set_affiliation(aff, old, new).map_err(fail)?;
-                    let owners = room.affiliations.values().filter(|a| **a == Affiliation::Owner).count();
+                    let owners = room.affiliations().values().filter(|a| **a == Affiliation::Owner).count();
                     if old == Affiliation::Owner && new != Affiliation::Owner && owners == 1 {
                         // §10.6: a room always keeps an owner.
                         return Err(fail(Condition::Conflict));
                     }
-                    if old == Affiliation::None && room.affiliations.len() >= max_affiliations {
+                    if old == Affiliation::None && room.affiliations().len() >= max_affiliations {
                         return Err(fail(Condition::ResourceConstraint));
                     }
                     out.extend(room.set_affiliation(&bare, new, nick.as_deref(), reason.as_deref()));
@@ -110,11 +108,11 @@ fn list(room: &Room, me: &FullJid, item: &Element) -> Result<Element, StanzaErro
         if role != Role::Moderator {
             return Err(fail(Condition::Forbidden));
         }
-        for (i, o) in room.occupants.iter().enumerate().filter(|(_, o)| o.role == wanted) {
+        for (i, o) in room.occupants.iter().enumerate().filter(|(_, o)| o.role() == wanted) {
             q.push(
                 Element::new("item", NS_ADMIN)
-                    .with_attr("nick", o.nick.as_str())
-                    .with_attr("role", o.role.as_str())
+                    .with_attr("nick", o.nick())
+                    .with_attr("role", o.role().as_str())
                     .with_attr("affiliation", room.affiliation_of(i).as_str())
                     .with_attr("jid", o.jid.to_string()),
             );
@@ -126,7 +124,7 @@ fn list(room: &Room, me: &FullJid, item: &Element) -> Result<Element, StanzaErro
     if aff < Affiliation::Admin && !member_may {
         return Err(fail(Condition::Forbidden));
     }
-    for (jid, a) in room.affiliations.iter().filter(|(_, a)| **a == wanted) {
+    for (jid, a) in room.affiliations().iter().filter(|(_, a)| **a == wanted) {
         q.push(Element::new("item", NS_ADMIN).with_attr("jid", jid.as_str()).with_attr("affiliation", a.as_str()));
     }
     Ok(q)

@@ -160,7 +160,7 @@ pub async fn moderate(s: &mut Session, el: &Element, payload: &Element, room_nam
     let outcome = ctx.muc.with_rooms(|rooms| {
         let room = rooms.get_mut(room_name).ok_or(Condition::ItemNotFound)?;
         let i = room.by_jid(&me).ok_or(Condition::Forbidden)?;
-        let by = room.occupant_jid(&room.occupants[i].nick);
+        let by = room.occupant_jid(room.occupants[i].nick());
         let in_history = room.history.iter().position(|(_, m)| has_stanza_id(m, &stanza_id, &room.jid));
         let original = match (&stored, in_history) {
             (Some(m), _) => Element::parse(&m.stanza).ok_or(Condition::InternalServerError)?,

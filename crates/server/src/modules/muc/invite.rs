@@ -84,7 +84,7 @@ fn invitation(
             }
             // §7.8.2: in a members-only room the invitee becomes a member, so they can enter.
             if room.affiliation(&invitee) == Affiliation::None {
-                room.affiliations.insert(invitee.clone(), Affiliation::Member);
+                room.grant(&invitee, Affiliation::Member);
                 if room.config.persistent {
                     writes.push(persist::affiliation(room, &invitee, Affiliation::Member));
                 }
@@ -133,9 +133,8 @@ pub fn absent_members(room: &Room, out: &[Delivery], domain: &str, enabled: bool
     if !super::archive::historic(message) {
         return Vec::new();
     }
-    let present: std::collections::HashSet<String> =
-        room.occupants.iter().map(|o| o.jid.to_bare().to_string()).collect();
-    room.affiliations
+    let present: std::collections::HashSet<String> = room.occupants.iter().map(|o| o.bare().to_owned()).collect();
+    room.affiliations()
         .iter()
         .filter(|(jid, a)| **a >= Affiliation::Member && !present.contains(jid.as_str()))
         .filter_map(|(jid, _)| {

@@ -9,6 +9,7 @@
 //! | file | what |
 //! |---|---|
 //! | `room.rs` | one room's state and the deliveries each change produces |
+//! | `occupant.rs` | one occupant, and its presence as others see it, serialized once per variant |
 //! | `roles.rs` | affiliations, roles, and who may change which (§5, §8-§10) |
 //! | `config.rs` | the `muc#roomconfig` form and the room's disco#info |
 //! | `presence.rs` | entering, nickname changes, leaving (§7.2-§7.6, §7.14) |
@@ -22,6 +23,7 @@ mod admin;
 mod archive;
 mod config;
 mod invite;
+mod occupant;
 mod persist;
 mod presence;
 mod roles;
@@ -133,7 +135,7 @@ async fn groupchat(s: &mut Session, el: Element, me: &FullJid, room_name: &str) 
         let room = rooms.get_mut(room_name).ok_or(Condition::ItemNotFound)?;
         // Only occupants speak in a room (§7.4), visitors not in a moderated room (§7.4, §8.3).
         let i = room.by_jid(me).ok_or(Condition::NotAcceptable)?;
-        let role = room.occupants[i].role;
+        let role = room.occupants[i].role();
         if role < Role::Participant {
             return Err(Condition::Forbidden);
         }
@@ -151,12 +153,18 @@ async fn groupchat(s: &mut Session, el: Element, me: &FullJid, room_name: &str) 
         Ok((out, writes, offline))
     });
     match out {
-        Ok((out, writes, offline)) => {
+        Ok((out, writes, offline)) if writes.is_empty() => {
             deliver(Some(s), out);
-            // The sender's own copy is its acknowledgement: it is written only after the archive row is committed
-            // (this session reads nothing more until then).
-            if let Err(e) = persist::apply(&ctx, writes).await {
-                tracing::warn!(condition = e.condition.as_str(), "room message not archived");
+            invite::deliver_offline(&ctx, offline).await;
+        }
+        Ok((out, writes, offline)) => {
+            // The sender's own copy is its acknowledgement: it goes out only once the archive row is committed
+            // (this session reads nothing more until then); if the commit fails, the sender gets the error instead.
+            let (own, others): (Vec<Delivery>, Vec<Delivery>) = out.into_iter().partition(|(h, _)| h.id == s.id);
+            deliver(Some(s), others);
+            match persist::apply(&ctx, writes).await {
+                Ok(()) => deliver(Some(s), own),
+                Err(e) => return s.send_error(&el, e),
             }
             invite::deliver_offline(&ctx, offline).await;
         }
@@ -171,7 +179,7 @@ fn private(s: &mut Session, mut el: Element, me: &FullJid, room_name: &str, nick
     let target = ctx.muc.with_rooms(|rooms| {
         let room = rooms.get(room_name).ok_or(Condition::ItemNotFound)?;
         let i = room.by_jid(me).ok_or(Condition::NotAcceptable)?;
-        let role = room.occupants[i].role;
+        let role = room.occupants[i].role();
         let allowed = match room.config.allow_pm {
             AllowPm::Anyone => true,
             AllowPm::Participants => role >= Role::Participant,
@@ -182,7 +190,7 @@ fn private(s: &mut Session, mut el: Element, me: &FullJid, room_name: &str, nick
             return Err(Condition::Forbidden);
         }
         let j = room.by_nick(nick).ok_or(Condition::ItemNotFound)?;
-        let from = room.occupant_jid(&room.occupants[i].nick);
+        let from = room.occupant_jid(room.occupants[i].nick());
         let id = room.occupants[i].occupant_id.clone();
         Ok((from, id, room.occupants[j].handle.clone(), room.occupants[j].jid.to_string()))
     });
@@ -211,7 +219,7 @@ fn self_ping(s: &mut Session, el: &Element, me: &FullJid, room_name: &str, nick:
     let joined = s
         .ctx
         .muc
-        .with_rooms(|rooms| rooms.get(room_name).and_then(|r| r.by_jid(me).map(|i| r.occupants[i].nick == nick)));
+        .with_rooms(|rooms| rooms.get(room_name).and_then(|r| r.by_jid(me).map(|i| r.occupants[i].nick() == nick)));
     match joined {
         Some(true) => {
             let mut reply = stanza::iq_result(el, None);

@@ -49,7 +49,7 @@ pub fn configured(was_persistent: bool, room: &mut Room) -> Vec<Write> {
         (_, true) => {
             let mut w = vec![snapshot(room)];
             if !was_persistent {
-                w.extend(room.affiliations.iter().map(|(jid, a)| affiliation(room, jid, *a)));
+                w.extend(room.affiliations().iter().map(|(jid, a)| affiliation(room, jid, *a)));
             }
             w
         }
@@ -102,7 +102,7 @@ pub async fn load(ctx: &Context) -> Result<usize, drupe_store::StoreError> {
         room.subject = r.subject.as_deref().and_then(Element::parse);
         for (jid, a) in &r.affiliations {
             if let Some(a) = Affiliation::parse(a) {
-                room.affiliations.insert(jid.clone(), a);
+                room.grant(jid, a);
             }
         }
         if limits.history > 0 {

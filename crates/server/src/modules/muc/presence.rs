@@ -64,7 +64,7 @@ pub async fn handle(s: &mut Session, el: Element, me: FullJid, room_name: &str, 
             // Without the MUC `<x/>` the creator is a groupchat 1.0 client: an instant room (§10.1.1).
             let mut room = Room::new(room_name, &muc.domain, RoomConfig::new(config.max_occupants, config.archive));
             room.locked = config.lock_new_rooms && x.is_some();
-            room.affiliations.insert(bare.clone(), Affiliation::Owner);
+            room.grant(&bare, Affiliation::Owner);
             rooms.insert(room_name.to_owned(), room);
         }
         let Some(room) = rooms.get_mut(room_name) else { return Err(Condition::InternalServerError) };
@@ -77,8 +77,7 @@ pub async fn handle(s: &mut Session, el: Element, me: FullJid, room_name: &str, 
                 entry_allowed(room, affiliation, password.as_deref(), config.max_occupants)?;
                 let role = affiliation.default_role(room.config.moderated);
                 let occupant_id = super::occupant_id(&ctx, &room.jid, &bare);
-                let occupant =
-                    Occupant { nick: nick.to_owned(), jid: me.clone(), handle, role, presence: clean, occupant_id };
+                let occupant = Occupant::new(nick.to_owned(), me.clone(), handle, role, clean, occupant_id);
                 let max = history.unwrap_or(config.history).min(config.history);
                 Ok((room.join(occupant, created, max, since), Vec::new()))
             }
@@ -142,7 +141,7 @@ fn entry_allowed(
 /// The role an occupant has, or would have on entering (for actors who are not in the room).
 pub fn role_of(room: &Room, jid: &FullJid) -> Role {
     match room.by_jid(jid) {
-        Some(i) => room.occupants[i].role,
+        Some(i) => room.occupants[i].role(),
         None => Role::None,
     }
 }

@@ -10,22 +10,12 @@ use drupe_proto::{ns, FullJid};
 use drupe_store::RoomMessage;
 
 use super::config::RoomConfig;
+pub use super::occupant::Occupant;
 use super::roles::{Affiliation, Role};
 use crate::router::{Prepared, SessionHandle};
 
 pub const NS_MUC: &str = "http://jabber.org/protocol/muc";
 pub const NS_USER: &str = "http://jabber.org/protocol/muc#user";
-
-pub struct Occupant {
-    pub nick: String,
-    pub jid: FullJid,
-    pub handle: SessionHandle,
-    pub role: Role,
-    /// The occupant's presence as sent to the room, without MUC payloads.
-    pub presence: Element,
-    /// XEP-0421: stable per room and bare JID, opaque to others.
-    pub occupant_id: String,
-}
 
 /// What one occupant's session gets: its own element, or the room's one serialization of a message.
 pub enum Payload {
@@ -50,14 +40,26 @@ pub struct Notice<'a> {
     pub destroy: Option<&'a Element>,
 }
 
+impl Notice<'_> {
+    /// The plain available presence (what occupants keep serialized, see `occupant.rs`).
+    fn is_plain(&self) -> bool {
+        self.kind.is_none()
+            && self.codes.is_empty()
+            && self.nick.is_none()
+            && self.actor.is_none()
+            && self.reason.is_none()
+            && self.destroy.is_none()
+    }
+}
+
 pub struct Room {
     /// The room's localpart.
     pub name: String,
     /// The room's bare JID.
     pub jid: String,
     pub config: RoomConfig,
-    /// Bare JID to affiliation; `none` is never kept.
-    pub affiliations: BTreeMap<String, Affiliation>,
+    /// Bare JID to affiliation; `none` is never kept. Changed only through [`Room::grant`].
+    affiliations: BTreeMap<String, Affiliation>,
     pub occupants: Vec<Occupant>,
     /// Recent messages with their time (ms), each with its `<delay/>`.
     pub history: VecDeque<(i64, Element)>,
@@ -93,7 +95,24 @@ impl Room {
     }
 
     pub fn by_nick(&self, nick: &str) -> Option<usize> {
-        self.occupants.iter().position(|o| o.nick == nick)
+        self.occupants.iter().position(|o| o.nick() == nick)
+    }
+
+    /// Bare JID to affiliation.
+    pub fn affiliations(&self) -> &BTreeMap<String, Affiliation> {
+        &self.affiliations
+    }
+
+    /// Records `bare`'s affiliation (no presence is sent: see [`Room::set_affiliation`]); its occupants' cached
+    /// presence, which shows the affiliation, is dropped.
+    pub fn grant(&mut self, bare: &str, affiliation: Affiliation) {
+        match affiliation {
+            Affiliation::None => self.affiliations.remove(bare),
+            a => self.affiliations.insert(bare.to_owned(), a),
+        };
+        for o in self.occupants.iter_mut().filter(|o| o.bare() == bare) {
+            o.forget_shown();
+        }
     }
 
     pub fn affiliation(&self, bare: &str) -> Affiliation {
@@ -101,7 +120,7 @@ impl Room {
     }
 
     pub fn affiliation_of(&self, i: usize) -> Affiliation {
-        self.affiliation(&self.occupants[i].jid.to_bare().to_string())
+        self.affiliation(self.occupants[i].bare())
     }
 
     /// Whether no one would notice the room going away: temporary and empty.
@@ -114,16 +133,16 @@ impl Room {
         let o = &self.occupants[i];
         let mut p = match n.kind {
             Some(k) => Element::new("presence", ns::CLIENT).with_attr("type", k),
-            None => o.presence.clone(),
+            None => o.presence().clone(),
         };
-        p.set_attr("from", self.occupant_jid(&o.nick));
+        p.set_attr("from", self.occupant_jid(o.nick()));
         p.set_attr("to", self.occupants[viewer].jid.to_string());
         p.push(Element::new("occupant-id", super::OCCUPANT_ID).with_attr("id", o.occupant_id.as_str()));
         let gone = n.kind == Some("unavailable") && n.nick.is_none();
         let affiliation = if n.destroy.is_some() { Affiliation::None } else { self.affiliation_of(i) };
         let mut item = Element::new("item", NS_USER)
             .with_attr("affiliation", affiliation.as_str())
-            .with_attr("role", if gone { "none" } else { o.role.as_str() });
+            .with_attr("role", if gone { "none" } else { o.role().as_str() });
         if self.sees_real_jids(viewer) {
             item.set_attr("jid", o.jid.to_string());
         }
@@ -152,7 +171,7 @@ impl Room {
 
     /// Semi-anonymous rooms show real JIDs to moderators only (§7.2.3, §7.2.4).
     fn sees_real_jids(&self, viewer: usize) -> bool {
-        self.config.whois_anyone || self.occupants[viewer].role == Role::Moderator
+        self.config.whois_anyone || self.occupants[viewer].role() == Role::Moderator
     }
 
     /// Occupant `i`'s presence to everyone.
@@ -162,7 +181,8 @@ impl Room {
 
     /// Occupant `i`'s presence to everyone: `i` itself gets its own copy (`own`, with status 110); the others'
     /// copies differ only in whether they show the real JID, so each of those two variants is serialized once and
-    /// every viewer's copy only addressed (a join in a 1,000-occupant room is 2 serializations, not 1,000).
+    /// every viewer's copy only addressed (a join in a 1,000-occupant room is 2 serializations, not 1,000). The
+    /// plain available presence is the one the occupant keeps for later newcomers.
     fn presence_to_all(&self, i: usize, others: &Notice, own: &Notice) -> Vec<Delivery> {
         let mut variants: [Option<Arc<Prepared>>; 2] = [None, None];
         let mut out = Vec::with_capacity(self.occupants.len());
@@ -170,22 +190,30 @@ impl Room {
             let payload = if v == i {
                 Payload::One(self.presence_of(i, v, own))
             } else {
-                let variant = &mut variants[usize::from(self.sees_real_jids(v))];
-                let shared = variant.get_or_insert_with(|| Arc::new(Prepared::new(self.presence_of(i, v, others))));
-                Payload::Shared(shared.clone(), o.jid.to_string().into())
+                let with_jid = self.sees_real_jids(v);
+                let shared = variants[usize::from(with_jid)].get_or_insert_with(|| {
+                    if others.is_plain() {
+                        self.shown(i, v)
+                    } else {
+                        Arc::new(Prepared::new(self.presence_of(i, v, others)))
+                    }
+                });
+                Payload::Shared(shared.clone(), o.address())
             };
             out.push((o.handle.clone(), payload));
         }
         out
     }
 
+    /// Occupant `i`'s plain available presence as `viewer` sees it, serialized (kept by the occupant).
+    fn shown(&self, i: usize, viewer: usize) -> Arc<Prepared> {
+        self.occupants[i].shown(self.sees_real_jids(viewer), || self.presence_of(i, viewer, &Notice::default()))
+    }
+
     /// One stanza from the room to every occupant, serialized once.
     pub fn broadcast(&self, el: Element) -> Vec<Delivery> {
         let shared = Arc::new(Prepared::new(el));
-        self.occupants
-            .iter()
-            .map(|o| (o.handle.clone(), Payload::Shared(shared.clone(), o.jid.to_string().into())))
-            .collect()
+        self.occupants.iter().map(|o| (o.handle.clone(), Payload::Shared(shared.clone(), o.address()))).collect()
     }
 
     /// Adds an occupant (§7.2): existing occupants' presence to the newcomer, the newcomer's to all, then the last
@@ -194,8 +222,9 @@ impl Room {
         self.occupants.push(occupant);
         let me = self.occupants.len() - 1;
         let handle = self.occupants[me].handle.clone();
-        let mut out: Vec<Delivery> =
-            (0..me).map(|i| (handle.clone(), Payload::One(self.presence_of(i, me, &Notice::default())))).collect();
+        let to = self.occupants[me].address();
+        let mut out: Vec<Delivery> = Vec::with_capacity(2 * me + 2);
+        out.extend((0..me).map(|i| (handle.clone(), Payload::Shared(self.shown(i, me), to.clone()))));
         // Codes only the newcomer sees (§7.2.3, §7.2.12, §10.1.1): non-anonymous, logged, created.
         let mut own_codes = Vec::new();
         if self.config.whois_anyone {
@@ -209,10 +238,9 @@ impl Room {
         }
         let own = Notice { codes: &own_codes, ..Default::default() };
         out.extend(self.presence_to_all(me, &Notice::default(), &own));
-        let to = self.occupants[me].jid.to_string();
         let recent: Vec<&Element> = self.history.iter().filter(|(at, _)| *at >= since_ms).map(|(_, m)| m).collect();
         for m in recent.iter().skip(recent.len().saturating_sub(max_history)) {
-            out.push((handle.clone(), Payload::One((*m).clone().with_attr("to", to.as_str()))));
+            out.push((handle.clone(), Payload::One((*m).clone().with_attr("to", &*to))));
         }
         let subject = self.subject.clone().unwrap_or_else(|| {
             Element::new("message", ns::CLIENT)
@@ -220,13 +248,13 @@ impl Room {
                 .with_attr("type", "groupchat")
                 .with_child(Element::new("subject", ns::CLIENT))
         });
-        out.push((handle, Payload::One(subject.with_attr("to", to))));
+        out.push((handle, Payload::One(subject.with_attr("to", &*to))));
         out
     }
 
     /// Presence update of occupant `i` (show/status), to everyone.
     pub fn update(&mut self, i: usize, presence: Element) -> Vec<Delivery> {
-        self.occupants[i].presence = presence;
+        self.occupants[i].set_presence(presence);
         self.broadcast_presence(i, &Notice::default())
     }
 
@@ -234,8 +262,8 @@ impl Room {
     pub fn change_nick(&mut self, i: usize, nick: &str, presence: Element) -> Vec<Delivery> {
         let n = Notice { kind: Some("unavailable"), codes: &[303], nick: Some(nick), ..Default::default() };
         let mut out = self.broadcast_presence(i, &n);
-        self.occupants[i].nick = nick.to_owned();
-        self.occupants[i].presence = presence;
+        self.occupants[i].set_nick(nick);
+        self.occupants[i].set_presence(presence);
         out.extend(self.broadcast_presence(i, &Notice::default()));
         out
     }
@@ -257,7 +285,7 @@ impl Room {
         if role == Role::None {
             return self.remove(i, Notice { codes: &[307], actor, reason, ..Default::default() });
         }
-        self.occupants[i].role = role;
+        self.occupants[i].set_role(role);
         self.broadcast_presence(i, &Notice { actor, reason, ..Default::default() })
     }
 
@@ -270,12 +298,9 @@ impl Room {
         actor: Option<&str>,
         reason: Option<&str>,
     ) -> Vec<Delivery> {
-        match affiliation {
-            Affiliation::None => self.affiliations.remove(bare),
-            a => self.affiliations.insert(bare.to_owned(), a),
-        };
+        self.grant(bare, affiliation);
         let mut out = Vec::new();
-        while let Some(i) = self.occupants.iter().position(|o| o.jid.to_bare().to_string() == bare) {
+        while let Some(i) = self.occupants.iter().position(|o| o.bare() == bare) {
             let codes: &[u16] = match affiliation {
                 Affiliation::Outcast => &[301],
                 a if self.config.members_only && a < Affiliation::Member => &[321],
@@ -285,9 +310,10 @@ impl Room {
         }
         let mut present = false;
         for i in 0..self.occupants.len() {
-            if self.occupants[i].jid.to_bare().to_string() == bare {
+            if self.occupants[i].bare() == bare {
                 present = true;
-                self.occupants[i].role = affiliation.default_role(self.config.moderated);
+                let role = affiliation.default_role(self.config.moderated);
+                self.occupants[i].set_role(role);
                 out.extend(self.broadcast_presence(i, &Notice { actor, reason, ..Default::default() }));
             }
         }
@@ -384,7 +410,7 @@ impl Room {
         max_history: usize,
         now_ms: i64,
     ) -> (Vec<Delivery>, Option<RoomMessage>) {
-        let nick = self.occupants[i].nick.clone();
+        let nick = self.occupants[i].nick().to_owned();
         message.set_attr("from", self.occupant_jid(&nick));
         message.remove_attr("to");
         message.remove_children(|c| c.ns() == super::OCCUPANT_ID);

@@ -41,15 +41,15 @@ pub fn handle(s: &mut Session, el: &Element, me: &FullJid, room_name: &str) {
                 let j = room.by_nick(&nick).ok_or(Condition::ItemNotFound)?;
                 let actor = (room.affiliation_of(i), role_of(room, me));
                 may_set_role(actor, room.affiliation_of(j), Role::Participant)?;
-                if room.occupants[j].role != Role::Visitor {
+                if room.occupants[j].role() != Role::Visitor {
                     return Ok(Vec::new());
                 }
-                let by = room.occupants[i].nick.clone();
+                let by = room.occupants[i].nick().to_owned();
                 Ok(room.set_role(j, Role::Participant, Some(&by), None))
             }
             // A visitor's request (§7.13): the approval form to every moderator.
             None => {
-                if room.occupants[i].role != Role::Visitor {
+                if room.occupants[i].role() != Role::Visitor {
                     return Ok(Vec::new());
                 }
                 let o = &room.occupants[i];
@@ -57,7 +57,7 @@ pub fn handle(s: &mut Session, el: &Element, me: &FullJid, room_name: &str) {
                     .with_child(Element::new("title", XDATA).with_text("Voice request"))
                     .with_child(value("muc#role", "list-single", "Requested role", "participant"))
                     .with_child(value("muc#jid", "jid-single", "User ID", &o.jid.to_string()))
-                    .with_child(value("muc#roomnick", "text-single", "Room nickname", &o.nick))
+                    .with_child(value("muc#roomnick", "text-single", "Room nickname", o.nick()))
                     .with_child(value("muc#request_allow", "boolean", "Grant voice to this person?", "false"));
                 let message = Element::new("message", ns::CLIENT)
                     .with_attr("from", room.jid.as_str())
@@ -66,7 +66,7 @@ pub fn handle(s: &mut Session, el: &Element, me: &FullJid, room_name: &str) {
                 Ok(room
                     .occupants
                     .iter()
-                    .filter(|m| m.role == Role::Moderator)
+                    .filter(|m| m.role() == Role::Moderator)
                     .map(|m| (m.handle.clone(), Payload::One(message.clone().with_attr("to", m.jid.to_string()))))
                     .collect())
             }
