@@ -157,8 +157,14 @@ pub struct Client {
     pub jid: String,
 }
 
-/// The reading half of a [`Client`].
-pub struct Incoming(Conn<ReadHalf<Tls>>);
+/// The reading half of a [`Client`]. Stanzas are read as trees ([`Incoming::next_stanza`]) until the first
+/// [`Incoming::next_raw`]; from then on the stream is split into raw elements (`crate::raw`) and a tree is built
+/// only when asked for.
+pub struct Incoming {
+    conn: Conn<ReadHalf<Tls>>,
+    /// Raw mode, from the first [`Incoming::next_raw`] on.
+    raw: Option<crate::raw::Splitter>,
+}
 
 /// The writing half of a [`Client`]: stanzas are queued without waiting and written by [`Outgoing::write`].
 pub struct Outgoing {
@@ -207,7 +213,8 @@ async fn login_unbounded(
     let jid = bind(&mut conn, &features, resource).await?;
     let Conn { io, reader, buf, start, end } = conn;
     let (read, write) = tokio::io::split(io);
-    let incoming = Incoming(Conn { io: read, reader, buf, start, end });
+    let conn = Conn { io: read, reader, buf, start, end };
+    let incoming = Incoming { conn, raw: None };
     Ok(Client { incoming, outgoing: Outgoing { io: write, buf: Vec::new(), pos: 0, unflushed: false }, jid })
 }
 
@@ -360,7 +367,35 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
 impl Incoming {
     /// The next first-level element (whitespace skipped; a stream error or close is an error). Cancel-safe.
     pub async fn next_stanza(&mut self) -> Result<Element, ClientError> {
-        self.0.next_stanza().await
+        if self.raw.is_none() {
+            return self.conn.next_stanza().await;
+        }
+        crate::raw::tree(self.next_raw().await?)
+    }
+
+    /// Reads until the server closes the stream.
+    async fn until_close(&mut self) -> Result<(), ClientError> {
+        if self.raw.is_some() {
+            loop {
+                match self.next_raw().await {
+                    Ok(_) => {}
+                    Err(ClientError::Closed) => return Ok(()),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        while !matches!(self.conn.next_event().await?, StreamEvent::Close) {}
+        Ok(())
+    }
+
+    /// The next first-level element as bytes, unparsed (see `crate::raw`); a stream error is returned like any
+    /// element, a close is an error. Cancel-safe: what was read stays in `self`.
+    pub async fn next_raw(&mut self) -> Result<&[u8], ClientError> {
+        let Conn { io, buf, start, end, .. } = &mut self.conn;
+        // The tree reader stops at element boundaries: whatever it has not consumed is the next element.
+        let splitter =
+            self.raw.get_or_insert_with(|| crate::raw::Splitter::new(&buf[std::mem::take(start)..std::mem::take(end)]));
+        splitter.next(io, buf).await
     }
 }
 
@@ -392,11 +427,30 @@ impl Outgoing {
     /// Queues the owner's acceptance of the default configuration of a room just created and locked (an instant
     /// room, XEP-0045 §10.1.2).
     pub fn queue_instant_room(&mut self, room: &str) {
+        self.queue_room_config(room, &[]);
+    }
+
+    /// Queues the owner's `muc#roomconfig` submission with `fields` (var, value) for a room just created and
+    /// locked (XEP-0045 §10.1.3); the answer is the IQ with id `instant`.
+    pub fn queue_room_config(&mut self, room: &str, fields: &[(&str, &str)]) {
         self.buf.extend_from_slice(b"<iq type='set' id='instant' to='");
         escape_attr(&mut self.buf, room);
         self.buf.extend_from_slice(
-            b"'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>",
+            b"'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>",
         );
+        if !fields.is_empty() {
+            self.buf.extend_from_slice(
+                b"<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>",
+            );
+        }
+        for (var, value) in fields {
+            self.buf.extend_from_slice(b"<field var='");
+            escape_attr(&mut self.buf, var);
+            self.buf.extend_from_slice(b"'><value>");
+            escape_text(&mut self.buf, value);
+            self.buf.extend_from_slice(b"</value></field>");
+        }
+        self.buf.extend_from_slice(b"</x></query></iq>");
     }
 
     /// Queues the answer to a server ping (XEP-0199) and returns true, or returns false for any other stanza.
@@ -457,7 +511,7 @@ impl Client {
         let closing = async {
             self.outgoing.buf.extend_from_slice(b"</stream:stream>");
             self.outgoing.write().await?;
-            while !matches!(self.incoming.0.next_event().await?, StreamEvent::Close) {}
+            self.incoming.until_close().await?;
             self.outgoing.io.shutdown().await?;
             Ok::<(), ClientError>(())
         };

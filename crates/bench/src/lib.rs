@@ -6,6 +6,7 @@
 pub mod client;
 pub mod proc;
 pub mod progress;
+pub mod raw;
 pub mod report;
 pub mod scenario;
 pub mod scram;

@@ -143,6 +143,9 @@ enum Scenario {
         /// The room's bare JID (default: bench@conference.<domain>).
         #[arg(long)]
         room: Option<String>,
+        /// Configure the new room as persistent with its message archive on (every message archived durably).
+        #[arg(long)]
+        archive: bool,
     },
 }
 
@@ -230,7 +233,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 lanying::run(target, &opts).await?.report()
             }
-            Scenario::Room { occupants, rate, duration, concurrency, drain, room } => {
+            Scenario::Room { occupants, rate, duration, concurrency, drain, room, archive } => {
                 let room = room.unwrap_or_else(|| format!("bench@conference.{}", target.domain));
                 let opts = room::RoomOptions {
                     occupants,
@@ -239,6 +242,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     concurrency,
                     drain: secs(drain, "drain")?,
                     room,
+                    archive,
                     pid,
                     show_progress: show,
                 };

@@ -119,21 +119,27 @@ async fn login_and_chat_against_drupe() {
     assert!(json.contains("\"undelivered\":0"), "{json}");
 }
 
-/// drupe locks a new room until its owner accepts a configuration (XEP-0045 §10.1.2): the tool's first occupant
-/// does, and the others join after it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn room_against_drupe() {
-    let server = start_server_with_users(3);
-    let opts = room::RoomOptions {
+/// Three occupants sending 10 msgs/s for a second to `room`.
+fn three_occupants(room: &str, archive: bool, pid: u32) -> room::RoomOptions {
+    room::RoomOptions {
         occupants: 3,
         rate: 10.0,
         duration: Duration::from_secs(1),
         concurrency: 3,
         drain: Duration::from_secs(5),
-        room: "smoke@conference.localhost".into(),
-        pid: Some(server.child.id()),
+        room: room.into(),
+        archive,
+        pid: Some(pid),
         show_progress: false,
-    };
+    }
+}
+
+/// drupe locks a new room until its owner accepts a configuration (XEP-0045 §10.1.2): the tool's first occupant
+/// does, and the others join after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_against_drupe() {
+    let server = start_server_with_users(3);
+    let opts = three_occupants("smoke@conference.localhost", false, server.child.id());
     let r = room::run(Arc::new(Target::local(server.port)), &opts).await.unwrap();
     assert_eq!((r.occupants, r.join_failures.len()), (3, 0), "{:?}", r.join_failures);
     // Each occupant reads the presence of those who joined after it (2 + 1 + 0) and, unless it was read while
@@ -142,6 +148,19 @@ async fn room_against_drupe() {
     assert!(r.sent >= 5 && r.sent <= 15, "sent {} at 10/s for 1 s", r.sent);
     assert_eq!(r.deliveries, r.sent * 3, "every message reflected to all 3 occupants");
     assert!(r.measured.lost_sessions.is_empty(), "{:?}", r.measured.lost_sessions);
+}
+
+/// `--archive`: the first occupant configures the new room as persistent and archived; messages still reach
+/// everyone (the sender's own copy after its archive row is committed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archived_room_against_drupe() {
+    let server = start_server_with_users(3);
+    let opts = three_occupants("archived@conference.localhost", true, server.child.id());
+    let r = room::run(Arc::new(Target::local(server.port)), &opts).await.unwrap();
+    assert_eq!((r.occupants, r.join_failures.len()), (3, 0), "{:?}", r.join_failures);
+    assert!(r.sent >= 5, "sent {}", r.sent);
+    assert_eq!(r.deliveries, r.sent * 3, "every message reflected to all 3 occupants");
+    assert!(r.report().to_json().contains("\"archived\":1"));
 }
 
 #[tokio::test]

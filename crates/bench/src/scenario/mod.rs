@@ -112,10 +112,15 @@ pub fn report_failures(report: &mut Report, key: &str, failures: &[String]) {
 
 /// Waits until `sent` messages were all delivered or bounced, or `limit` passed.
 pub async fn drain(progress: &Progress, limit: Duration) {
+    drain_fanout(progress, limit, 1).await;
+}
+
+/// [`drain`] where each message is delivered `fanout` times (a room reflects it to every occupant).
+pub async fn drain_fanout(progress: &Progress, limit: Duration, fanout: u64) {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         let done = Progress::get(&progress.delivered) + Progress::get(&progress.errors);
-        if done >= Progress::get(&progress.sent) {
+        if done >= Progress::get(&progress.sent).saturating_mul(fanout) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -11,8 +11,9 @@ use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::now_us;
-use crate::client::{Client, Outgoing};
+use crate::client::{Client, ClientError, Outgoing};
 use crate::progress::Progress;
+use crate::raw::{self, tree};
 use crate::stats::Samples;
 
 /// Prefix of every message body this tool sends: `drupe-bench <run id> <send time µs> <sender slot>`. The run id
@@ -114,8 +115,8 @@ pub async fn converse(
     let Client { mut incoming, mut outgoing, jid } = client;
     loop {
         tokio::select! {
-            r = incoming.next_stanza() => match r {
-                Ok(el) => receive(&mut outgoing, &el, &mut out, &progress),
+            r = incoming.next_raw() => match r.and_then(|raw| receive_raw(&mut outgoing, raw, &mut out, &progress)) {
+                Ok(()) => {}
                 Err(e) => {
                     out.lost_session = Some(e.to_string());
                     break;
@@ -164,6 +165,39 @@ pub fn is_own_join(el: &Element) -> bool {
     el.name() == "presence"
         && el.attr("type").is_none()
         && el.children().filter(|x| x.name() == "x").flat_map(|x| x.children()).any(|s| s.attr("code") == Some("110"))
+}
+
+/// [`receive`] without building a tree for what is most of the traffic: a message carrying this run's send time
+/// (read from the raw body, which holds only digits and spaces after its prefix).
+fn receive_raw(outgoing: &mut Outgoing, raw: &[u8], out: &mut Outcome, progress: &Progress) -> Result<(), ClientError> {
+    if raw::name(raw) == b"message" && raw::attr(raw, b"type") != Some(b"error") {
+        // Room history replayed on join carries a delay stamp: not this run's traffic.
+        if raw::contains(raw, b"<delay") {
+            return Ok(());
+        }
+        if let Some(sent_us) =
+            raw::find(raw, BODY_PREFIX.as_bytes()).and_then(|at| sent_time(&raw[at + BODY_PREFIX.len()..]))
+        {
+            out.delivered += 1;
+            out.latencies.record_us(now_us().saturating_sub(sent_us));
+            Progress::add(&progress.delivered, 1);
+        }
+        return Ok(());
+    }
+    receive(outgoing, &tree(raw)?, out, progress);
+    Ok(())
+}
+
+/// The send time of a body that follows [`BODY_PREFIX`] with `<run id> <send time µs>`, if it is this run's.
+fn sent_time(fields: &[u8]) -> Option<u64> {
+    let number = |b: &[u8]| -> Option<(u64, usize)> {
+        let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+        std::str::from_utf8(&b[..n]).ok()?.parse().ok().map(|v| (v, n))
+    };
+    let (run, n) = number(fields)?;
+    let rest = fields.get(n..)?.strip_prefix(b" ")?;
+    (run == run_id()).then_some(())?;
+    number(rest).map(|(sent, _)| sent)
 }
 
 fn receive(outgoing: &mut Outgoing, el: &Element, out: &mut Outcome, progress: &Progress) {
@@ -270,6 +304,7 @@ pub async fn window(
     progress: &Arc<Progress>,
 ) -> Window {
     use crate::proc::{rss_kb, CpuWatch, ToolCpu};
+    let occupants = clients.len() as u64;
     let period = std::time::Duration::from_secs_f64(clients.len().max(1) as f64 / rate);
     let start = Instant::now();
     let until = start + duration;
@@ -285,7 +320,9 @@ pub async fn window(
     tokio::time::sleep_until(until).await;
     let server_cpu_pct = server_cpu.and_then(|w| w.percent());
     let tool_cpu = tool_cpu.finish();
-    super::drain(progress, drain).await;
+    // In a room every message comes back to every occupant.
+    let fanout = if directory.room.is_some() { occupants } else { 1 };
+    super::drain_fanout(progress, drain, fanout).await;
     let server_rss_kb = pid.and_then(rss_kb);
     let _ = stop_tx.send(true);
     let mut totals = Totals::default();
