@@ -43,8 +43,12 @@ pub enum StartError {
 pub fn open_store(config: &Config) -> Result<Store, StartError> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir).map_err(|source| StartError::DataDir { path: dir.clone(), source })?;
-    let options =
-        SqliteOptions { max_batch: config.storage.max_batch, readers: config.storage.readers, ..Default::default() };
+    let options = SqliteOptions {
+        max_batch: config.storage.max_batch,
+        readers: config.storage.readers,
+        writer_cache_kib: config.storage.writer_cache_kib,
+        ..Default::default()
+    };
     Ok(Store::open_sqlite(&dir.join("drupe.sqlite3"), options)?)
 }
 

@@ -58,6 +58,11 @@ pub const FIELD_DOCS: &[(&str, &str, &str)] = &[
     ("auth", "fast_token_days", "Lifetime of XEP-0484 FAST login tokens; 0 disables FAST."),
     ("storage", "max_batch", "Most writes committed together in one transaction (group commit)."),
     ("storage", "readers", "SQLite read connections."),
+    (
+        "storage",
+        "writer_cache_kib",
+        "Page cache of the write connection, KiB: it fills only as pages are used (the archive's index pages of every active account); smaller saves memory, at the cost of re-reading pages from the OS cache.",
+    ),
     ("sm", "resume_timeout_secs", "Seconds a dropped session with XEP-0198 resumption waits for its client to resume."),
     ("sm", "max_unacked", "Stanzas sent to a client and not yet acknowledged before its stream is closed."),
     ("sm", "request_ack_every", "Ask the client for an acknowledgement after this many unacknowledged stanzas."),

@@ -62,7 +62,7 @@ impl Config {
         if self.tls.cert.is_empty() != self.tls.key.is_empty() {
             return Err(invalid("tls.cert", "tls.cert and tls.key must be set together"));
         }
-        let positive: [(&'static str, u64); 21] = [
+        let positive: [(&'static str, u64); 22] = [
             ("c2s.max_connections", self.c2s.max_connections as u64),
             ("c2s.auth_timeout_secs", self.c2s.auth_timeout_secs),
             ("c2s.idle_timeout_secs", self.c2s.idle_timeout_secs),
@@ -72,6 +72,7 @@ impl Config {
             ("auth.max_attempts_per_connection", self.auth.max_attempts_per_connection as u64),
             ("storage.max_batch", self.storage.max_batch as u64),
             ("storage.readers", self.storage.readers as u64),
+            ("storage.writer_cache_kib", self.storage.writer_cache_kib as u64),
             ("c2s.ping_timeout_secs", self.c2s.ping_timeout_secs),
             ("limits.csi_max_buffered", self.limits.csi_max_buffered as u64),
             ("sm.max_unacked", self.sm.max_unacked as u64),

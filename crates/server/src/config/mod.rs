@@ -99,6 +99,7 @@ pub struct Auth {
 pub struct Storage {
     pub max_batch: usize,
     pub readers: usize,
+    pub writer_cache_kib: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -232,7 +233,7 @@ impl Default for Auth {
 
 impl Default for Storage {
     fn default() -> Storage {
-        Storage { max_batch: 512, readers: 2 }
+        Storage { max_batch: 512, readers: 2, writer_cache_kib: 16 * 1024 }
     }
 }
 
