@@ -63,7 +63,7 @@ impl From<std::io::Error> for ClientError {
 const READ_BUF: usize = 4096;
 
 /// A byte stream with an XML stream reader on top.
-struct Conn<S> {
+pub(crate) struct Conn<S> {
     io: S,
     reader: StreamReader,
     buf: Box<[u8]>,
@@ -72,13 +72,13 @@ struct Conn<S> {
 }
 
 impl<S: AsyncRead + Unpin> Conn<S> {
-    fn new(io: S) -> Conn<S> {
+    pub(crate) fn new(io: S) -> Conn<S> {
         Conn { io, reader: StreamReader::new(Limits::default()), buf: vec![0; READ_BUF].into(), start: 0, end: 0 }
     }
 
     /// The next stream event. Cancel-safe: the only await is the socket read, and no parsed input is pending
     /// while it waits.
-    async fn next_event(&mut self) -> Result<StreamEvent, ClientError> {
+    pub(crate) async fn next_event(&mut self) -> Result<StreamEvent, ClientError> {
         loop {
             if self.start < self.end {
                 let mut rest = &self.buf[self.start..self.end];
@@ -116,14 +116,14 @@ impl<S: AsyncRead + Unpin> Conn<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
-    async fn send(&mut self, data: &[u8]) -> Result<(), ClientError> {
+    pub(crate) async fn send(&mut self, data: &[u8]) -> Result<(), ClientError> {
         self.io.write_all(data).await?;
         self.io.flush().await?;
         Ok(())
     }
 
     /// Sends the initial stream header and returns the server's `<stream:features/>`.
-    async fn open_stream(&mut self, domain: &str) -> Result<Element, ClientError> {
+    pub(crate) async fn open_stream(&mut self, domain: &str) -> Result<Element, ClientError> {
         self.reader.reset();
         let mut header = b"<?xml version='1.0'?><stream:stream to='".to_vec();
         escape_attr(&mut header, domain);
@@ -219,7 +219,7 @@ async fn login_unbounded(
 }
 
 /// Binds `resource` (and establishes an RFC 3921 session where a server still requires it); returns the JID.
-async fn bind<S: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn bind<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Conn<S>,
     features: &Element,
     resource: &str,
@@ -257,55 +257,7 @@ async fn bind<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(jid)
 }
 
-/// One login cycle over RFC 7395 WebSocket at `url` (`wss://host:port/path`): TLS, the handshake with the `xmpp`
-/// subprotocol, SASL, bind, presence, close. Returns the time from connect to the bind result.
-pub async fn websocket_login_cycle(
-    target: &Target,
-    tls: &TlsConnector,
-    url: &str,
-    index: usize,
-    resource: &str,
-) -> Result<Duration, ClientError> {
-    let cycle = async {
-        let t0 = tokio::time::Instant::now();
-        let authority = url.strip_prefix("wss://").and_then(|r| r.split('/').next()).unwrap_or_default();
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().map_err(|_| ClientError::Protocol(format!("bad port in {url}")))?),
-            None => (authority, 443),
-        };
-        let tcp = TcpStream::connect((host, port)).await?;
-        tcp.set_nodelay(true)?;
-        let name = ServerName::try_from(target.domain.clone())
-            .map_err(|_| ClientError::Protocol(format!("`{}` is not a TLS server name", target.domain)))?;
-        let tls_stream = tls.connect(name, tcp).await?;
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let mut request = url.into_client_request().map_err(|e| ClientError::Protocol(e.to_string()))?;
-        request.headers_mut().insert("Sec-WebSocket-Protocol", "xmpp".parse().expect("header value"));
-        let (ws, _) = tokio_tungstenite::client_async(request, tls_stream)
-            .await
-            .map_err(|e| ClientError::Protocol(format!("WebSocket handshake: {e}")))?;
-        let mut conn = Conn::new(crate::ws::WsBytes::new(ws, &target.domain));
-        let features = conn.open_stream(&target.domain).await?;
-        authenticate(&mut conn, target, &target.username(index), &features).await?;
-        let features = conn.open_stream(&target.domain).await?;
-        bind(&mut conn, &features, resource).await?;
-        let latency = t0.elapsed();
-        conn.send(b"<presence/>").await?;
-        conn.send(b"</stream:stream>").await?;
-        let closing = async {
-            while !matches!(conn.next_event().await?, StreamEvent::Close) {}
-            Ok::<(), ClientError>(())
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;
-        Ok(latency)
-    };
-    match tokio::time::timeout(target.timeout, cycle).await {
-        Ok(r) => r,
-        Err(_) => Err(ClientError::Timeout),
-    }
-}
-
-async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Conn<S>,
     target: &Target,
     user: &str,

@@ -1,15 +1,26 @@
 //! RFC 7395 XMPP over WebSocket for the client: [`WsBytes`] turns a WebSocket into the byte stream the rest of the
 //! client speaks (each flush of written bytes becomes one text message; `<open/>`/`<close/>` stand in for the
-//! stream header and end), so login, SASL and bind run unchanged over WebSocket.
+//! stream header and end), so login, SASL and bind run unchanged over WebSocket; [`websocket_login_cycle`] is the
+//! `login --websocket` scenario's one cycle.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::time::Duration;
+
+use drupe_proto::xml::StreamEvent;
 use futures_util::{Sink, Stream};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+
+use crate::client::{authenticate, bind, ClientError, Conn};
+use crate::Target;
 
 const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
 
@@ -104,6 +115,53 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsBytes<S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().ws).poll_close(cx).map_err(io::Error::other)
+    }
+}
+
+/// One login cycle over RFC 7395 WebSocket at `url` (`wss://host:port/path`): TLS, the handshake with the `xmpp`
+/// subprotocol, SASL, bind, presence, close. Returns the time from connect to the bind result.
+pub async fn websocket_login_cycle(
+    target: &Target,
+    tls: &TlsConnector,
+    url: &str,
+    index: usize,
+    resource: &str,
+) -> Result<Duration, ClientError> {
+    let cycle = async {
+        let t0 = tokio::time::Instant::now();
+        let authority = url.strip_prefix("wss://").and_then(|r| r.split('/').next()).unwrap_or_default();
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse().map_err(|_| ClientError::Protocol(format!("bad port in {url}")))?),
+            None => (authority, 443),
+        };
+        let tcp = TcpStream::connect((host, port)).await?;
+        tcp.set_nodelay(true)?;
+        let name = ServerName::try_from(target.domain.clone())
+            .map_err(|_| ClientError::Protocol(format!("`{}` is not a TLS server name", target.domain)))?;
+        let tls_stream = tls.connect(name, tcp).await?;
+        let mut request = url.into_client_request().map_err(|e| ClientError::Protocol(e.to_string()))?;
+        request.headers_mut().insert("Sec-WebSocket-Protocol", "xmpp".parse().expect("header value"));
+        let (ws, _) = tokio_tungstenite::client_async(request, tls_stream)
+            .await
+            .map_err(|e| ClientError::Protocol(format!("WebSocket handshake: {e}")))?;
+        let mut conn = Conn::new(WsBytes::new(ws, &target.domain));
+        let features = conn.open_stream(&target.domain).await?;
+        authenticate(&mut conn, target, &target.username(index), &features).await?;
+        let features = conn.open_stream(&target.domain).await?;
+        bind(&mut conn, &features, resource).await?;
+        let latency = t0.elapsed();
+        conn.send(b"<presence/>").await?;
+        conn.send(b"</stream:stream>").await?;
+        let closing = async {
+            while !matches!(conn.next_event().await?, StreamEvent::Close) {}
+            Ok::<(), ClientError>(())
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;
+        Ok(latency)
+    };
+    match tokio::time::timeout(target.timeout, cycle).await {
+        Ok(r) => r,
+        Err(_) => Err(ClientError::Timeout),
     }
 }
 

@@ -100,7 +100,7 @@ pub async fn run(target: Arc<Target>, opts: &LoginOptions) -> Result<LoginResult
             let t0 = Instant::now();
             let result = async {
                 if let Some(url) = &target.websocket {
-                    return client::websocket_login_cycle(&target, &tls, url, i, "bench").await;
+                    return crate::ws::websocket_login_cycle(&target, &tls, url, i, "bench").await;
                 }
                 let mut c = client::login(&target, &tls, i, "bench").await?;
                 let latency = t0.elapsed();
