@@ -312,3 +312,124 @@ fn addressable_serialization_splices_the_recipient() {
     assert_eq!((head.as_slice(), tail.as_slice()), (&b"<presence from='a/b'"[..], &b"/>"[..]));
     assert!(!expected.is_empty());
 }
+
+#[test]
+fn prefixes_resolve_within_their_scope() {
+    let input = format!(
+        "{HEADER}<c:message xmlns:c='jabber:client' xmlns:e='urn:example' to='a@b' e:hidden='1' xml:lang='de'>\
+<e:x><y xmlns='urn:other'><z/></y><w/></e:x><body xmlns=''/></c:message><presence/>"
+    );
+    let events = read_all(&[input.as_bytes()]).unwrap();
+    let message = Element::new("message", ns::CLIENT)
+        .with_attr("to", "a@b")
+        .with_attr("xml:lang", "de")
+        .with_child(
+            Element::new("x", "urn:example")
+                .with_child(Element::new("y", "urn:other").with_child(Element::new("z", "urn:other")))
+                .with_child(Element::new("w", ns::CLIENT)),
+        )
+        .with_child(Element::new("body", ""));
+    assert_eq!(events[1..], [StreamEvent::Stanza(message), StreamEvent::Stanza(Element::new("presence", ns::CLIENT))]);
+    // The stanza's declarations went out of scope with it.
+    let after = format!("{HEADER}<c:presence xmlns:c='jabber:client'/><c:presence/>");
+    assert_eq!(error_for(&after, Limits::default()), StreamCondition::NotWellFormed);
+}
+
+#[test]
+fn namespace_errors_are_not_well_formed() {
+    for bad in [
+        "<p:message/>",
+        "<message xmlns:p='urn:a' xmlns:q='urn:a' p:x='1' q:x='2'/>",
+        "<message a='1' a='2'/>",
+        "<message xmlns:p='urn:a' xmlns:p='urn:b'/>",
+        "<message xmlns='urn:a' xmlns='urn:b'/>",
+        "<message><x q:y='1'/></message>",
+    ] {
+        let input = format!("{HEADER}{bad}");
+        assert_eq!(error_for(&input, Limits::default()), StreamCondition::NotWellFormed, "{bad}");
+        // However it is split.
+        let mut r = StreamReader::new(Limits::default());
+        let result = input.as_bytes().chunks(3).try_for_each(|c| r.feed(c, &mut Vec::new()));
+        assert_eq!(result.unwrap_err().condition, StreamCondition::NotWellFormed, "{bad}");
+    }
+    // A stream root in a namespace declared under another prefix is still the stream root.
+    let other_prefix = "<s:stream xmlns:s='http://etherx.jabber.org/streams' xmlns='jabber:client'><presence/>";
+    assert!(matches!(
+        read_all(&[other_prefix.as_bytes()]).unwrap()[..],
+        [StreamEvent::Open(_), StreamEvent::Stanza(_)]
+    ));
+}
+
+/// Feeds `input` in chunks of `size`, releasing the reader's buffers after each, as an idle session does.
+fn read_releasing(input: &[u8], size: usize) -> (Result<Vec<StreamEvent>, StreamCondition>, usize) {
+    let mut r = StreamReader::new(Limits::default());
+    let mut out = Vec::new();
+    let mut released = 0;
+    for c in input.chunks(size) {
+        if let Err(e) = r.feed(c, &mut out) {
+            return (Err(e.condition), released);
+        }
+        r.release_buffers();
+        released += usize::from(!r.holds_parser());
+    }
+    (Ok(out), released)
+}
+
+#[test]
+fn releasing_the_parser_between_reads_loses_nothing() {
+    // Keepalives, a stanza split inside its name, text ending a read, `/>`, a character reference, and `<`
+    // closing a text: wherever a read ends, the events are those of the unsplit input.
+    let input = format!(
+        "{HEADER} <message to='a@b'><body>x &#x20AC; y</body></message>\n\n<presence/> <iq type='get' id='1'>\
+<ping xmlns='urn:xmpp:ping'/></iq> \t<message><body>\u{e9}</body></message></stream:stream>"
+    );
+    let whole = normalize(read_all(&[input.as_bytes()]).unwrap());
+    for size in 1..=input.len() {
+        let (events, released) = read_releasing(input.as_bytes(), size);
+        assert_eq!(normalize(events.unwrap()), whole, "chunks of {size}");
+        // Byte by byte, the parser was dropped at least once per stanza boundary.
+        assert!(size > 1 || released >= 4, "released {released} times");
+    }
+    // Split at every point, too.
+    for at in 0..input.len() {
+        let mut r = StreamReader::new(Limits::default());
+        let mut out = Vec::new();
+        r.feed(&input.as_bytes()[..at], &mut out).unwrap();
+        r.release_buffers();
+        r.feed(&input.as_bytes()[at..], &mut out).unwrap();
+        assert_eq!(normalize(out), whole, "split at {at}");
+    }
+}
+
+#[test]
+fn an_idle_stream_holds_no_parser_and_a_partial_one_does() {
+    let mut r = StreamReader::new(Limits::default());
+    let mut out = Vec::new();
+    r.feed(format!("{HEADER}<presence/>").as_bytes(), &mut out).unwrap();
+    r.release_buffers();
+    assert!(!r.holds_parser());
+    // A whitespace keepalive is accounted for at once.
+    r.feed(b" ", &mut out).unwrap();
+    r.release_buffers();
+    assert!(!r.holds_parser());
+    for partial in [&b"<pres"[..], b" <", b"<presence", b"<presence to='a'", b"<message><body>hi"] {
+        r.feed(partial, &mut out).unwrap();
+        r.release_buffers();
+        assert!(r.holds_parser(), "{}", String::from_utf8_lossy(partial));
+        // Finish whatever was started, so the next case starts between stanzas.
+        let rest: &[u8] = match partial {
+            b"<pres" | b" <" | b"<presence" => b"ence/>",
+            b"<presence to='a'" => b"/>",
+            _ => b"</body></message>",
+        };
+        let rest = if partial == b" <" { &b"presence/>"[..] } else { rest };
+        let before = out.len();
+        r.feed(rest, &mut out).unwrap();
+        assert!(matches!(out[before..].last(), Some(StreamEvent::Stanza(_))), "{}", String::from_utf8_lossy(partial));
+        r.release_buffers();
+        assert!(!r.holds_parser());
+    }
+    // The stream is still the one opened: its end closes it.
+    r.feed(b"</stream:stream>", &mut out).unwrap();
+    assert_eq!(out.last(), Some(&StreamEvent::Close));
+}

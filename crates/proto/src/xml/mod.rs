@@ -3,6 +3,7 @@
 
 mod element;
 mod escape;
+mod namespaces;
 mod reader;
 
 pub use element::{Element, Node};

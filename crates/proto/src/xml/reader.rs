@@ -1,13 +1,15 @@
 //! Incremental XMPP stream reader: bytes in (split anywhere), [`StreamEvent`]s out.
 //!
-//! rxml does the XML work and already refuses DTDs, entity declarations, processing instructions and comments
-//! (RFC 6120 §11.1); this layer adds the stream structure (root `<stream:stream>`, stanzas at depth 1) and the
-//! configured limits, and maps every failure to the RFC 6120 §4.9.3 stream error condition to send before closing.
+//! rxml's raw parser does the XML work and already refuses DTDs, entity declarations, processing instructions and
+//! comments (RFC 6120 §11.1); [`super::namespaces`] resolves names; this layer adds the stream structure (root
+//! `<stream:stream>`, stanzas at depth 1) and the configured limits, and maps every failure to the RFC 6120 §4.9.3
+//! stream error condition to send before closing.
 
 use rxml::error::EndOrError;
 use rxml::parser::Options;
-use rxml::{Event, Parse, Parser, WithOptions};
+use rxml::{Parse, RawEvent, RawParser, WithOptions};
 
+use super::namespaces::{Scopes, StartTag};
 use super::Element;
 use crate::error::{StreamCondition, StreamError};
 use crate::ns;
@@ -56,16 +58,26 @@ pub enum StreamEvent {
 }
 
 pub struct StreamReader {
-    parser: Parser,
+    /// The parser, while there is input to read. Between stanzas, once every byte fed has made an event, it is
+    /// dropped (see [`StreamReader::release_buffers`]) and made again when input arrives, with the stream root
+    /// reopened in it: an idle stream holds no parser state.
+    parser: Option<Box<RawParser>>,
+    /// Bytes fed to the current parser, and bytes the events it gave account for (rxml's event metrics).
+    fed: usize,
+    accounted: usize,
+    /// The stream root's name as written (`stream:stream`), to reopen it in a new parser.
+    root: String,
+    scopes: Scopes,
+    /// The start tag being read, until its `>`.
+    tag: Option<Box<StartTag>>,
     limits: Limits,
     /// Open elements of the stanza being read; `stack[0]` is the stanza itself.
     stack: Vec<Element>,
     open: bool,
     closed: bool,
     stanza_bytes: usize,
-    /// Raw bytes of the stream header while it is being read: rxml resolves namespaces but does not report which
-    /// default namespace was declared, which the stream header must be checked for.
-    header_raw: Vec<u8>,
+    /// Bytes of the stream header read so far.
+    header_bytes: usize,
 }
 
 /// A stream header longer than this is refused (policy-violation).
@@ -74,31 +86,44 @@ const MAX_HEADER_BYTES: usize = 4096;
 impl StreamReader {
     pub fn new(limits: Limits) -> StreamReader {
         StreamReader {
-            parser: new_parser(&limits),
+            parser: None,
+            fed: 0,
+            accounted: 0,
+            root: String::new(),
+            scopes: Scopes::default(),
+            tag: None,
             limits,
             stack: Vec::new(),
             open: false,
             closed: false,
             stanza_bytes: 0,
-            header_raw: Vec::new(),
+            header_bytes: 0,
         }
     }
 
     /// Starts a new XML document, as required after STARTTLS and SASL success (RFC 6120 §5.4.3.3, §6.4.6).
     pub fn reset(&mut self) {
-        self.parser = new_parser(&self.limits);
+        self.parser = None;
+        self.root = String::new();
+        self.scopes = Scopes::default();
+        self.tag = None;
         self.stack.clear();
         self.open = false;
         self.closed = false;
         self.stanza_bytes = 0;
-        self.header_raw = Vec::new();
+        self.header_bytes = 0;
     }
 
-    /// Frees buffers held for partial input; call when the connection goes idle.
+    /// Frees what reading left behind; call when the connection goes idle. Between stanzas, with no byte fed
+    /// that has not made an event yet, this drops the parser altogether; otherwise it keeps the partial input.
     pub fn release_buffers(&mut self) {
-        self.parser.release_temporaries();
-        if self.stack.is_empty() {
+        let Some(parser) = self.parser.as_mut() else { return };
+        if self.open && self.stack.is_empty() && self.tag.is_none() && self.fed == self.accounted {
+            self.parser = None;
             self.stack = Vec::new();
+            self.scopes.release();
+        } else {
+            parser.release_temporaries();
         }
     }
 
@@ -107,23 +132,38 @@ impl StreamReader {
         !self.stack.is_empty()
     }
 
+    /// Whether parser state is held (it is not after [`StreamReader::release_buffers`] at a clean boundary).
+    pub fn holds_parser(&self) -> bool {
+        self.parser.is_some()
+    }
+
     /// Reads from `data` until one [`StreamEvent`] is complete, consuming only the bytes that made it, so that the
     /// caller can stop at an element that changes the stream (STARTTLS, SASL success) with the rest still in
     /// `data`. `Ok(None)` means all of `data` was consumed without completing an event. After an error the stream
     /// must be closed with that error; after [`StreamEvent::Close`] further input is ignored.
     pub fn next(&mut self, data: &mut &[u8]) -> Result<Option<StreamEvent>, StreamError> {
         while !self.closed {
-            let before = *data;
-            let parsed = self.parser.parse(data, false);
+            let parser = match &mut self.parser {
+                Some(parser) => parser,
+                None => {
+                    self.fed = 0;
+                    self.accounted = 0;
+                    self.parser.insert(new_parser(&self.limits, self.open.then_some(self.root.as_str())))
+                }
+            };
+            let before = data.len();
+            let parsed = parser.parse(data, false);
+            let consumed = before - data.len();
+            self.fed = self.fed.wrapping_add(consumed);
             if !self.open {
-                let consumed = &before[..before.len() - data.len()];
-                if self.header_raw.len() + consumed.len() > MAX_HEADER_BYTES {
+                self.header_bytes += consumed;
+                if self.header_bytes > MAX_HEADER_BYTES {
                     return Err(policy("stream header too large"));
                 }
-                self.header_raw.extend_from_slice(consumed);
             }
             match parsed {
                 Ok(Some(ev)) => {
+                    self.accounted = self.accounted.wrapping_add(ev.metrics().len());
                     if let Some(out) = self.handle(ev)? {
                         return Ok(Some(out));
                     }
@@ -143,67 +183,72 @@ impl StreamReader {
         Ok(())
     }
 
-    fn handle(&mut self, ev: Event) -> Result<Option<StreamEvent>, StreamError> {
+    fn handle(&mut self, ev: RawEvent) -> Result<Option<StreamEvent>, StreamError> {
         match ev {
-            Event::XmlDeclaration(..) => {}
-            Event::StartElement(m, (namespace, name), attrs) => {
+            RawEvent::XmlDeclaration(..) => {}
+            RawEvent::ElementHeadOpen(m, (prefix, local)) => {
+                if self.open {
+                    if self.stack.len() >= self.limits.max_depth {
+                        return Err(policy("element nesting too deep"));
+                    }
+                    self.count(m.len())?;
+                }
                 if !self.open {
-                    if namespace.as_str() != ns::STREAMS {
-                        return Err(StreamError::new(StreamCondition::InvalidNamespace));
-                    }
-                    if name.as_str() != "stream" {
-                        return Err(StreamError::new(StreamCondition::NotWellFormed));
-                    }
-                    let mut header = StreamHeader::default();
-                    for ((ans, aname), value) in attrs.iter() {
-                        let slot = match (ans.is_none(), aname.as_str()) {
-                            (true, "to") => &mut header.to,
-                            (true, "from") => &mut header.from,
-                            (true, "version") => &mut header.version,
-                            (false, "lang") if ans.as_str() == ns::XML => &mut header.lang,
-                            _ => continue,
-                        };
-                        *slot = Some(value.to_string());
-                    }
-                    header.content_ns = default_namespace(&self.header_raw);
-                    self.header_raw = Vec::new();
-                    self.open = true;
-                    return Ok(Some(StreamEvent::Open(header)));
+                    self.root = match &prefix {
+                        Some(prefix) => format!("{prefix}:{local}"),
+                        None => local.to_string(),
+                    };
                 }
-                if self.stack.len() >= self.limits.max_depth {
-                    return Err(policy("element nesting too deep"));
+                self.tag = Some(Box::new(StartTag::new(prefix, local)));
+            }
+            RawEvent::Attribute(m, (prefix, local), value) => {
+                if self.open {
+                    self.count(m.len())?;
                 }
-                if attrs.len() > self.limits.max_attributes {
+                // rxml emits attributes only between a head's open and close.
+                let Some(tag) = self.tag.as_mut() else { return Err(not_well_formed("attribute outside a tag")) };
+                tag.push(prefix, local, value)?;
+                // The stream header is bounded by its byte limit instead.
+                if self.open
+                    && (tag.attribute_count() > self.limits.max_attributes
+                        || tag.declaration_count() > self.limits.max_attributes)
+                {
                     return Err(policy("too many attributes"));
                 }
+            }
+            RawEvent::ElementHeadClose(m) => {
+                let Some(tag) = self.tag.take() else { return Err(not_well_formed("tag end outside a tag")) };
+                let resolved = self.scopes.open(*tag)?;
+                if !self.open {
+                    return self.stream_open(resolved).map(Some);
+                }
                 self.count(m.len())?;
-                let mut el = Element::new(name.as_str(), namespace.as_str());
-                for ((ans, aname), value) in attrs.iter() {
-                    if ans.is_none() {
-                        el.set_attr(aname.as_str(), value.as_str());
-                    } else if ans.as_str() == ns::XML {
-                        el.set_attr(&format!("xml:{}", aname.as_str()), value.as_str());
-                    }
+                let mut el = Element::new(resolved.local.as_str(), &resolved.namespace);
+                for (name, value) in &resolved.attrs {
+                    el.set_attr(name, value);
                 }
                 self.stack.push(el);
             }
-            Event::EndElement(m) => match self.stack.pop() {
-                None => {
-                    self.closed = true;
-                    return Ok(Some(StreamEvent::Close));
-                }
-                Some(el) => {
-                    self.count(m.len())?;
-                    match self.stack.last_mut() {
-                        Some(parent) => parent.push(el),
-                        None => {
-                            self.stanza_bytes = 0;
-                            return Ok(Some(StreamEvent::Stanza(el)));
+            RawEvent::ElementFoot(m) => {
+                self.scopes.close();
+                match self.stack.pop() {
+                    None => {
+                        self.closed = true;
+                        return Ok(Some(StreamEvent::Close));
+                    }
+                    Some(el) => {
+                        self.count(m.len())?;
+                        match self.stack.last_mut() {
+                            Some(parent) => parent.push(el),
+                            None => {
+                                self.stanza_bytes = 0;
+                                return Ok(Some(StreamEvent::Stanza(el)));
+                            }
                         }
                     }
                 }
-            },
-            Event::Text(m, text) => match self.stack.last_mut() {
+            }
+            RawEvent::Text(m, text) => match self.stack.last_mut() {
                 Some(top) => {
                     top.append_text(text.as_str());
                     self.count(m.len())?;
@@ -211,10 +256,33 @@ impl StreamReader {
                 None if text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) => {
                     return Ok(Some(StreamEvent::Whitespace))
                 }
-                None => return Err(StreamError::new(StreamCondition::NotWellFormed).with_text("text between stanzas")),
+                None => return Err(not_well_formed("text between stanzas")),
             },
         }
         Ok(None)
+    }
+
+    /// The root element's start tag: the stream header (RFC 6120 §4.7).
+    fn stream_open(&mut self, root: super::namespaces::Resolved) -> Result<StreamEvent, StreamError> {
+        if root.namespace != ns::STREAMS {
+            return Err(StreamError::new(StreamCondition::InvalidNamespace));
+        }
+        if root.local.as_str() != "stream" {
+            return Err(StreamError::new(StreamCondition::NotWellFormed));
+        }
+        let mut header = StreamHeader { content_ns: root.declared_default, ..StreamHeader::default() };
+        for (name, value) in root.attrs {
+            let slot = match name.as_str() {
+                "to" => &mut header.to,
+                "from" => &mut header.from,
+                "version" => &mut header.version,
+                "xml:lang" => &mut header.lang,
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+        self.open = true;
+        Ok(StreamEvent::Open(header))
     }
 
     fn count(&mut self, n: usize) -> Result<(), StreamError> {
@@ -226,47 +294,32 @@ impl StreamReader {
     }
 }
 
-fn new_parser(limits: &Limits) -> Parser {
-    // rxml reserves this much for its token scratchpad up front, so it is also the parser's memory floor: names and
-    // attribute values longer than this are refused (policy-violation); text is split into chunks and counted.
-    Parser::with_options(Options {
+/// A parser; with `root`, one inside that (already open and resolved) stream root, to go on reading stanzas.
+fn new_parser(limits: &Limits, root: Option<&str>) -> Box<RawParser> {
+    // rxml reserves this much for its token scratchpad while it reads, so it is also the parser's memory floor: names
+    // and attribute values longer than this are refused (policy-violation); text is split into chunks and counted.
+    let mut parser = Box::new(RawParser::with_options(Options {
         max_token_length: limits.max_stanza_bytes.min(MAX_TOKEN_BYTES),
         ..Default::default()
-    })
-}
-
-/// The value of the first `xmlns='…'` (not `xmlns:prefix`) attribute in the raw root start tag.
-fn default_namespace(raw: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(raw).ok()?;
-    // Skip the XML declaration; the root start tag is the first `<` not followed by `?`.
-    let start = text.match_indices('<').map(|(i, _)| i).find(|&i| !text[i + 1..].starts_with('?'))?;
-    let tag = &text[start..];
-    let mut rest = tag;
-    while let Some(i) = rest.find("xmlns") {
-        let before = rest[..i].chars().last();
-        let after = &rest[i + 5..];
-        let after_trim = after.trim_start();
-        if before.is_some_and(char::is_whitespace) && after_trim.starts_with('=') {
-            let value = after_trim[1..].trim_start();
-            let quote = value.chars().next()?;
-            if quote == '\'' || quote == '"' {
-                let end = value[1..].find(quote)?;
-                return Some(unescape(&value[1..1 + end]));
-            }
-            return None;
-        }
-        rest = after;
+    }));
+    // Text is reported as soon as it is read, so that a whitespace keepalive leaves no byte unaccounted for.
+    parser.set_text_buffering(false);
+    if let Some(root) = root {
+        let tag = format!("<{root}>");
+        let mut data = tag.as_bytes();
+        // The name was read from this stream once already; its events (head open and close) carry nothing new.
+        while let Ok(Some(_)) = parser.parse(&mut data, false) {}
+        parser.release_temporaries();
     }
-    None
-}
-
-/// Predefined-entity and character-reference decoding for an attribute value read from raw bytes.
-fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
+    parser
 }
 
 fn policy(text: &str) -> StreamError {
     StreamError::new(StreamCondition::PolicyViolation).with_text(text)
+}
+
+fn not_well_formed(text: &str) -> StreamError {
+    StreamError::new(StreamCondition::NotWellFormed).with_text(text)
 }
 
 fn map_xml_error(e: rxml::Error) -> StreamError {

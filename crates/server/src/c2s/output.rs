@@ -35,9 +35,6 @@ pub struct Output {
     frames: Option<Vec<(usize, Frame)>>,
 }
 
-/// A write buffer grown beyond this is released after it is flushed, so idle sessions stay small.
-const KEEP_CAPACITY: usize = 512;
-
 impl Output {
     /// Output for a transport that carries one element per frame.
     pub fn framed() -> Output {
@@ -67,14 +64,12 @@ impl Output {
         })
     }
 
+    /// Empties the output after it was written. The buffer is released, not kept: an idle session holds no write
+    /// buffer, and one allocation per flush costs far less than the write it follows.
     pub fn clear(&mut self) {
-        if self.buf.capacity() > KEEP_CAPACITY {
-            self.buf = Vec::new();
-        } else {
-            self.buf.clear();
-        }
+        self.buf = Vec::new();
         if let Some(frames) = self.frames.as_mut() {
-            frames.clear();
+            *frames = Vec::new();
         }
     }
 
