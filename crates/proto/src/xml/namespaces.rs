@@ -115,9 +115,12 @@ impl Scopes {
         self.frames.pop();
     }
 
-    /// Frees what the frames of closed elements left behind (the root's stay).
+    /// Frees what the frames of closed elements left behind, and the spare room of those still open (the root's).
     pub fn release(&mut self) {
         self.frames.shrink_to_fit();
+        for frame in &mut self.frames {
+            frame.prefixes.shrink_to_fit();
+        }
     }
 
     fn lookup(&self, prefix: Option<&NcName>) -> Result<&str, StreamError> {
