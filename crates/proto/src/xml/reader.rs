@@ -145,6 +145,8 @@ impl StreamReader {
         while !self.closed {
             let parser = match &mut self.parser {
                 Some(parser) => parser,
+                // Nothing is pending in a dropped parser: no input, no event.
+                None if data.is_empty() => return Ok(None),
                 None => {
                     self.fed = 0;
                     self.accounted = 0;
