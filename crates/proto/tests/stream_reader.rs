@@ -429,6 +429,18 @@ fn an_idle_stream_holds_no_parser_and_a_partial_one_does() {
         r.release_buffers();
         assert!(!r.holds_parser());
     }
+    // Whatever the markup looks like, a complete stanza leaves nothing unaccounted for.
+    for complete in [
+        &b"<presence />"[..],
+        b"<message\n\tto = \"a@b\" type='chat' xml:lang='en'><body>x &amp; &#x20AC; <![CDATA[<y>]]></body></message>",
+        b"<iq type='get' id='1'><query xmlns='jabber:iq:roster' ver=''/></iq>\n",
+        b"<r xmlns='urn:xmpp:sm:3'/><a xmlns='urn:xmpp:sm:3' h='4'/>",
+        b"<sm:r xmlns:sm='urn:xmpp:sm:3'/> \r\n ",
+    ] {
+        r.feed(complete, &mut out).unwrap();
+        r.release_buffers();
+        assert!(!r.holds_parser(), "{}", String::from_utf8_lossy(complete));
+    }
     // The stream is still the one opened: its end closes it.
     r.feed(b"</stream:stream>", &mut out).unwrap();
     assert_eq!(out.last(), Some(&StreamEvent::Close));
