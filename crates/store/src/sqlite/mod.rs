@@ -197,8 +197,9 @@ impl SqliteStore {
     }
 }
 
-/// Read-only connections, at most `permits` in use at once. A connection lost to a
-/// panicking read is replaced by opening a new one.
+/// Read-only connections, at most `permits` in use at once, opened when a read first needs one (a server nobody
+/// uses holds none: each costs SQLite's lookaside and schema cache, ~50–100 KB). A connection lost to a panicking
+/// read is replaced by opening a new one.
 struct ReaderPool {
     path: PathBuf,
     busy_timeout: Duration,
@@ -209,14 +210,14 @@ struct ReaderPool {
 impl ReaderPool {
     fn open(path: &Path, options: &SqliteOptions) -> Result<ReaderPool, StoreError> {
         let size = options.readers.max(1);
-        let mut pool = ReaderPool {
+        let pool = ReaderPool {
             path: path.to_owned(),
             busy_timeout: options.busy_timeout,
             idle: Mutex::new(Vec::with_capacity(size)),
             permits: Arc::new(Semaphore::new(size)),
         };
-        let idle = (0..size).map(|_| pool.connect()).collect::<Result<Vec<_>, _>>()?;
-        *pool.idle.get_mut().unwrap_or_else(PoisonError::into_inner) = idle;
+        // Opened once to fail at start, not at the first read, when the file cannot be read; then let go.
+        pool.connect()?;
         Ok(pool)
     }
 
