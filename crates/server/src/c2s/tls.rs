@@ -47,6 +47,23 @@ pub struct TlsStream {
     eof: bool,
 }
 
+/// Keeps the `n` bytes rustls wrote into `out` after `start` (and drops the room reserved there on an error).
+fn keep_written<E>(out: &mut Vec<u8>, start: usize, written: Result<usize, E>) -> io::Result<()>
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match written {
+        Ok(n) => {
+            out.truncate(start + n);
+            Ok(())
+        }
+        Err(e) => {
+            out.truncate(start);
+            Err(io::Error::other(e))
+        }
+    }
+}
+
 /// Where processing the received bytes stopped.
 enum Stop {
     /// The handshake needs more bytes from the peer.
@@ -184,16 +201,7 @@ impl TlsStream {
                 }
                 other => other,
             };
-            match written {
-                Ok(n) => {
-                    out.truncate(start + n);
-                    Ok(())
-                }
-                Err(e) => {
-                    out.truncate(start);
-                    Err(io::Error::other(e))
-                }
-            }
+            keep_written(out, start, written)
         })?;
         self.flush().await
     }
@@ -203,16 +211,8 @@ impl TlsStream {
         self.with_traffic(|w, out| {
             let start = out.len();
             out.resize(start + RECORD_OVERHEAD, 0);
-            match w.queue_close_notify(&mut out[start..]) {
-                Ok(n) => {
-                    out.truncate(start + n);
-                    Ok(())
-                }
-                Err(e) => {
-                    out.truncate(start);
-                    Err(io::Error::other(e))
-                }
-            }
+            let written = w.queue_close_notify(&mut out[start..]);
+            keep_written(out, start, written)
         })?;
         self.flush().await?;
         self.tcp.shutdown().await
