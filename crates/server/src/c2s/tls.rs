@@ -370,16 +370,7 @@ fn encode(e: &mut EncodeTlsData<'_, ServerConnectionData>, out: &mut Vec<u8>) ->
         }
         other => other,
     };
-    match written {
-        Ok(n) => {
-            out.truncate(start + n);
-            Ok(())
-        }
-        Err(err) => {
-            out.truncate(start);
-            Err(io::Error::other(err))
-        }
-    }
+    keep_written(out, start, written)
 }
 
 fn invalid(e: rustls::Error) -> io::Error {
