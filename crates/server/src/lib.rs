@@ -107,7 +107,7 @@ impl Server {
         let listeners = listener::Listeners { c2s: plain, c2s_tls: direct, https: https_listener, http: http_listener };
         ctx.tracker.spawn(listener::serve(listeners, router, ctx.clone(), permits));
         ctx.tracker.spawn(modules::mam::retention(ctx.clone()));
-        ctx.tracker.spawn(modules::mam::full_text_upkeep(ctx.clone()));
+        ctx.tracker.spawn(modules::mam::index_upkeep(ctx.clone()));
         ctx.tracker.spawn(modules::upload::purge(ctx.clone()));
         tracing::info!(%c2s, c2s_tls = ?c2s_tls, https = ?http_tls, http = ?http, domain = %ctx.domain(), "listening");
         Ok(Server { c2s, c2s_tls, http_tls, http, ctx })

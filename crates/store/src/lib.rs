@@ -346,6 +346,14 @@ impl Store {
         }
     }
 
+    /// Adds archived messages not yet in the per-owner indexes to them (queries read such rows from the archive's
+    /// tail; calling it every second keeps that short). Returns how many.
+    pub async fn archive_index_tail(&self) -> Result<usize, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.archive_index_tail().await,
+        }
+    }
+
     pub async fn archive_count(&self, owner: &str) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(s) => s.archive_count(owner).await,

@@ -307,10 +307,13 @@ async fn set_prefs(s: &mut Session, iq: &Element, el: &Element) -> Result<(), St
     get_prefs(s, iq).await
 }
 
-/// Keeps the full-text index (XEP-0431) caught up with the archive, every second, until shutdown.
-/// Appends index in batches by themselves under load; this catches up a quiet server.
-pub async fn full_text_upkeep(ctx: Arc<Context>) {
+/// Keeps the per-owner indexes and the full-text index (XEP-0431) caught up with the archive, every second, until
+/// shutdown. Appends start both in batches by themselves under load; this catches up a quiet server.
+pub async fn index_upkeep(ctx: Arc<Context>) {
     crate::context::every(&ctx, std::time::Duration::from_secs(1), || async {
+        if let Err(e) = ctx.store.archive_index_tail().await {
+            tracing::warn!(error = %e, "archive index upkeep failed");
+        }
         if let Err(e) = ctx.store.archive_index_pending().await {
             tracing::warn!(error = %e, "full-text index upkeep failed");
         }

@@ -1,20 +1,21 @@
 //! SQLite SQL for the message archive (XEP-0313): appending, single lookups, counting and
 //! retention, and the batched upkeep of the full-text index (XEP-0431). Paged queries live in
-//! `archive_query`.
+//! `archive_query`, the per-owner indexes in `archive_index`.
 //!
 //! The FTS5 index is not updated row by row: FTS5 writes a segment per transaction and merges
-//! them later, which made indexing cost as much as the rest of an append. New rows with a
-//! body are listed in `archive_fts_pending` (by a trigger) and indexed in bulk: by the append
-//! that brings the backlog to [`FTS_BATCH`] rows (inside its own group commit), by
+//! them later, which made indexing cost as much as the rest of an append. Every row with a body up
+//! to the watermark in `archive_fts_state` is indexed; rows past it are indexed in bulk: by the
+//! append that brings the backlog to [`FTS_BATCH`] rows (inside its own group commit), by
 //! [`SqliteStore::archive_index_pending`] (which the server calls every second), and before any
-//! text search, so a search always sees every committed message.
+//! text search, so a search always sees every committed message. A watermark, not a list of
+//! pending rows, so that an append writes nothing for the index.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::accounts::account_exists;
-use super::{archive_order, SqliteStore};
+use super::{archive_index, archive_order, SqliteStore};
 use crate::{ArchiveEntry, StoreError};
 
 /// Most rows one retention transaction deletes: each batch holds the writer for tens of
@@ -43,28 +44,56 @@ pub(super) const FTS_BATCHED_MIGRATION: &str = r#"
     END;
 "#;
 
-/// Indexes up to `limit` pending rows, oldest first; returns how many were indexed.
-fn index_pending(conn: &Connection, limit: usize) -> Result<usize, StoreError> {
+/// Migration 10: the rows waiting for the full-text index are those past a watermark, not rows of a list that
+/// every append wrote to (see the module doc). Rows still listed are indexed first.
+pub(super) const FTS_WATERMARK_MIGRATION: &str = r#"
+    CREATE TABLE archive_fts_state (
+        id      INTEGER PRIMARY KEY CHECK (id = 0),
+        through INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO archive_fts (rowid, body)
+        SELECT a.seq, a.body FROM archive_fts_pending p CROSS JOIN archive a ON a.seq = p.seq;
+    INSERT INTO archive_fts_state VALUES (0, coalesce((SELECT max(seq) FROM archive), 0));
+    DROP TRIGGER archive_fts_pending_insert;
+    DROP TRIGGER archive_fts_delete;
+    DROP TABLE archive_fts_pending;
+    -- Only rows that are in the index may be deleted from it (an external-content FTS5 index
+    -- is corrupted by deleting what it does not hold). Also fired by account removal.
+    CREATE TRIGGER archive_fts_delete AFTER DELETE ON archive
+        WHEN old.body IS NOT NULL AND old.seq <= (SELECT through FROM archive_fts_state) BEGIN
+        INSERT INTO archive_fts (archive_fts, rowid, body) VALUES ('delete', old.seq, old.body);
+    END;
+"#;
+
+/// Indexes the rows of the next `limit` past the watermark and moves it past them; returns how many rows it
+/// passed (0: none were left) and how many of them had a body to index.
+fn index_pending(conn: &Connection, limit: usize) -> Result<(usize, usize), StoreError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let through: Option<i64> = conn
-        .prepare_cached("SELECT max(seq) FROM (SELECT seq FROM archive_fts_pending ORDER BY seq LIMIT ?1)")?
-        .query_row(params![limit], |row| row.get(0))?;
-    let Some(through) = through else { return Ok(0) };
+    let through: i64 = conn.prepare_cached("SELECT through FROM archive_fts_state")?.query_row([], |row| row.get(0))?;
+    let (upto, passed): (Option<i64>, i64) = conn
+        .prepare_cached(
+            "SELECT max(seq), count(*) FROM (SELECT seq FROM archive WHERE seq > ?1 ORDER BY seq LIMIT ?2)",
+        )?
+        .query_row(params![through, limit], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    let Some(upto) = upto else { return Ok((0, 0)) };
     let indexed = conn
         .prepare_cached(
             "INSERT INTO archive_fts (rowid, body)
-             SELECT a.seq, a.body FROM archive_fts_pending p CROSS JOIN archive a ON a.seq = p.seq
-             WHERE p.seq <= ?1",
+             SELECT seq, body FROM archive WHERE seq > ?1 AND seq <= ?2 AND body IS NOT NULL",
         )?
-        .execute(params![through])?;
-    conn.prepare_cached("DELETE FROM archive_fts_pending WHERE seq <= ?1")?.execute(params![through])?;
-    Ok(indexed)
+        .execute(params![through, upto])?;
+    conn.prepare_cached("UPDATE archive_fts_state SET through = ?1")?.execute(params![upto])?;
+    Ok((usize::try_from(passed).unwrap_or_default(), indexed))
 }
 
-/// Rows appended and not yet indexed, as far as this process knows (it may count rows whose
-/// batch then failed: an index pass then finds fewer). Only the writer thread changes it.
+/// Rows with a body past the watermark, counted at open (a failed batch may later count rows that are not
+/// there: an index pass then finds fewer). Only the writer thread changes it.
 pub(super) fn count_pending(conn: &Connection) -> Result<usize, StoreError> {
-    let n: i64 = conn.query_row("SELECT count(*) FROM archive_fts_pending", [], |row| row.get(0))?;
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM archive WHERE seq > (SELECT through FROM archive_fts_state) AND body IS NOT NULL",
+        [],
+        |row| row.get(0),
+    )?;
     Ok(usize::try_from(n).unwrap_or_default())
 }
 
@@ -74,9 +103,9 @@ fn index_backlog(conn: &Connection, pending: &AtomicUsize) -> usize {
     let run = || -> Result<usize, StoreError> {
         let mut total = 0;
         loop {
-            let n = index_pending(conn, 8 * FTS_BATCH)?;
-            total += n;
-            if n < 8 * FTS_BATCH {
+            let (passed, indexed) = index_pending(conn, 8 * FTS_BATCH)?;
+            total += indexed;
+            if passed < 8 * FTS_BATCH {
                 return Ok(total);
             }
         }
@@ -132,45 +161,51 @@ impl SqliteStore {
         rows: Vec<(String, ArchiveEntry)>,
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         let pending = self.inner.fts_pending.clone();
-        self.write(move |conn| {
-            // Never earlier than the last row: `seq` order is time order (archive_order.rs).
-            let mut last: i64 = conn
-                .prepare_cached("SELECT timestamp_ms FROM archive ORDER BY seq DESC LIMIT 1")?
-                .query_row([], |row| row.get(0))
-                .optional()?
-                .unwrap_or(i64::MIN);
-            let mut outcomes = Vec::with_capacity(rows.len());
-            for (owner, entry) in &rows {
-                if !account_exists(conn, owner)? {
-                    outcomes.push(Err(StoreError::NoSuchAccount));
-                    continue;
+        let outcomes = self
+            .write(move |conn| {
+                // Never earlier than the last row: `seq` order is time order (archive_order.rs).
+                let mut last: i64 = conn
+                    .prepare_cached("SELECT timestamp_ms FROM archive ORDER BY seq DESC LIMIT 1")?
+                    .query_row([], |row| row.get(0))
+                    .optional()?
+                    .unwrap_or(i64::MIN);
+                // Explicit: never a `seq` an index pass has reserved (archive_index.rs).
+                let mut seq = archive_index::next_seq(conn)?;
+                let mut outcomes = Vec::with_capacity(rows.len());
+                for (owner, entry) in &rows {
+                    if !account_exists(conn, owner)? {
+                        outcomes.push(Err(StoreError::NoSuchAccount));
+                        continue;
+                    }
+                    let timestamp_ms = entry.timestamp_ms.max(last);
+                    conn.prepare_cached(
+                        "INSERT INTO archive
+                        (seq, owner, stanza_id, with_jid, outgoing, timestamp_ms, origin_id, body, stanza)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    )?
+                    .execute(params![
+                        seq,
+                        owner,
+                        entry.stanza_id,
+                        entry.with,
+                        entry.outgoing,
+                        timestamp_ms,
+                        entry.origin_id,
+                        entry.body,
+                        entry.stanza,
+                    ])?;
+                    last = timestamp_ms;
+                    seq += 1;
+                    outcomes.push(Ok(()));
+                    if entry.body.is_some() && pending.fetch_add(1, Ordering::Relaxed) + 1 >= FTS_BATCH {
+                        index_backlog(conn, &pending);
+                    }
                 }
-                let timestamp_ms = entry.timestamp_ms.max(last);
-                // The `archive_fts_pending_insert` trigger lists the row for the full-text index.
-                conn.prepare_cached(
-                    "INSERT INTO archive
-                        (owner, stanza_id, with_jid, outgoing, timestamp_ms, origin_id, body, stanza)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )?
-                .execute(params![
-                    owner,
-                    entry.stanza_id,
-                    entry.with,
-                    entry.outgoing,
-                    timestamp_ms,
-                    entry.origin_id,
-                    entry.body,
-                    entry.stanza,
-                ])?;
-                last = timestamp_ms;
-                outcomes.push(Ok(()));
-                if entry.body.is_some() && pending.fetch_add(1, Ordering::Relaxed) + 1 >= FTS_BATCH {
-                    index_backlog(conn, &pending);
-                }
-            }
-            Ok(outcomes)
-        })
-        .await
+                Ok(outcomes)
+            })
+            .await?;
+        self.archive_tail_grew(outcomes.iter().filter(|outcome| outcome.is_ok()).count());
+        Ok(outcomes)
     }
 
     /// Adds every pending row to the full-text index (one write; nothing when none are pending).
@@ -207,13 +242,26 @@ impl SqliteStore {
         self.read(move |conn| {
             // origin-ids are the sender's and need not be unique: the latest one is the
             // message a correction or retraction refers to.
+            // The tail first (the newest rows), then the index table (archive_index.rs).
+            let tail = archive_index::watermark(conn, &owner)?;
+            let latest = conn
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    entry_columns!(),
+                    " FROM archive a WHERE a.seq > ?3 AND a.owner = ?1 AND a.origin_id = ?2
+                      ORDER BY a.seq DESC LIMIT 1"
+                ))?
+                .query_row(params![owner, origin_id, tail], entry_from_row)
+                .optional()?;
+            if latest.is_some() {
+                return Ok(latest);
+            }
             let entry = conn
                 .prepare_cached(concat!(
                     "SELECT ",
                     entry_columns!(),
-                    " FROM archive a INDEXED BY archive_by_origin_id
-                      WHERE a.owner = ?1 AND a.origin_id = ?2 AND a.origin_id IS NOT NULL
-                      ORDER BY a.seq DESC LIMIT 1"
+                    " FROM archive_origin_index i CROSS JOIN archive a ON a.seq = i.seq
+                      WHERE i.owner = ?1 AND i.origin_id = ?2 ORDER BY i.seq DESC LIMIT 1"
                 ))?
                 .query_row(params![owner, origin_id], entry_from_row)
                 .optional()?;
@@ -248,9 +296,13 @@ impl SqliteStore {
     pub(crate) async fn archive_count(&self, owner: &str) -> Result<u64, StoreError> {
         let owner = owner.to_owned();
         self.read(move |conn| {
+            let tail = archive_index::watermark(conn, &owner)?;
             let count: i64 = conn
-                .prepare_cached("SELECT count(*) FROM archive INDEXED BY archive_by_owner WHERE owner = ?1")?
-                .query_row(params![owner], |row| row.get(0))?;
+                .prepare_cached(
+                    "SELECT (SELECT count(*) FROM archive_owner_index WHERE owner = ?1)
+                          + (SELECT count(*) FROM archive WHERE seq > ?2 AND owner = ?1)",
+                )?
+                .query_row(params![owner, tail], |row| row.get(0))?;
             Ok(u64::try_from(count).unwrap_or_default())
         })
         .await

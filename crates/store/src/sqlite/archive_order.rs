@@ -12,13 +12,14 @@
 //! - Our stanza-ids begin with the time they were made (8 base-62 digits of Unix milliseconds, see
 //!   [`stanza_id_millis`]), which is the row's timestamp, so an RSM anchor is looked up in the owner's rows of a
 //!   short `seq` window around it ([`anchor`]), then of a day around it (a clock stepped back), through
-//!   `(owner, seq)`. Ids of any other shape are found by scanning the owner's rows.
+//!   `(owner, seq)` (archive_index.rs). Ids of any other shape are found by scanning the owner's rows.
 //!
 //! Rows archived before migration 8 may break the order where the clock stepped back; a time filter then
 //! misses at most those rows at its edges.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::archive_index::watermark;
 use crate::StoreError;
 
 /// Migration 8: the stanza-id and time indexes are replaced by `seq` order (see the module doc).
@@ -76,21 +77,22 @@ pub(super) fn anchor(conn: &Connection, owner: &str, stanza_id: &str) -> Result<
 
 /// [`anchor`], with `None` for a missing id.
 pub(super) fn find(conn: &Connection, owner: &str, stanza_id: &str) -> Result<Option<i64>, StoreError> {
-    let Some(ms) = stanza_id_millis(stanza_id) else {
-        let seq = conn
-            .prepare_cached("SELECT seq FROM archive INDEXED BY archive_by_owner WHERE owner = ?1 AND stanza_id = ?2")?
-            .query_row(params![owner, stanza_id], |r| r.get(0))
-            .optional()?;
-        return Ok(seq);
-    };
+    // The owner's rows through the index table up to its watermark, and the tail past it (archive_index.rs).
     let mut within = conn.prepare_cached(
-        "SELECT seq FROM archive INDEXED BY archive_by_owner
-         WHERE owner = ?1 AND seq >= ?2 AND seq < ?3 AND stanza_id = ?4",
+        "SELECT i.seq FROM archive_owner_index i CROSS JOIN archive a ON a.seq = i.seq
+         WHERE i.owner = ?1 AND i.seq >= ?2 AND i.seq < ?3 AND a.stanza_id = ?4
+         UNION ALL
+         SELECT seq FROM archive WHERE seq > ?5 AND seq >= ?2 AND seq < ?3 AND owner = ?1 AND stanza_id = ?4
+         LIMIT 1",
     )?;
+    let tail = watermark(conn, owner)?;
+    let Some(ms) = stanza_id_millis(stanza_id) else {
+        return Ok(within.query_row(params![owner, i64::MIN, i64::MAX, stanza_id, tail], |r| r.get(0)).optional()?);
+    };
     for window in ANCHOR_WINDOWS_MS {
         let from = seq_boundary(conn, ms.saturating_sub(window))?;
         let to = seq_boundary(conn, ms.saturating_add(window).saturating_add(1))?;
-        if let Some(seq) = within.query_row(params![owner, from, to, stanza_id], |r| r.get(0)).optional()? {
+        if let Some(seq) = within.query_row(params![owner, from, to, stanza_id, tail], |r| r.get(0)).optional()? {
             return Ok(Some(seq));
         }
     }

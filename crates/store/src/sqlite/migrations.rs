@@ -11,7 +11,7 @@ use crate::StoreError;
 /// The schema version this build writes; a database with a higher one is refused.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: accounts, roster (RFC 6121 §2), offline messages (RFC 6121 §8.5.2.2.1 / XEP-0160).
     r#"
     CREATE TABLE accounts (
@@ -134,6 +134,10 @@ const MIGRATIONS: &[&str] = &[
     super::archive::FTS_BATCHED_MIGRATION,
     // 8: the archive finds times and stanza-ids through `seq` order (archive_order.rs).
     super::archive_order::MIGRATION,
+    // 9: the per-owner archive indexes are tables kept in batches (archive_index.rs).
+    super::archive_index::MIGRATION,
+    // 10: rows wait for the full-text index past a watermark, not in a list (archive.rs).
+    super::archive::FTS_WATERMARK_MIGRATION,
 ];
 
 /// Brings the database up to [`SCHEMA_VERSION`], one transaction per migration.

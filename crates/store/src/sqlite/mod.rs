@@ -7,6 +7,7 @@
 
 mod accounts;
 mod archive;
+mod archive_index;
 mod archive_order;
 mod archive_prefs;
 mod archive_query;
@@ -83,6 +84,8 @@ struct Inner {
     checkpointer: Arc<checkpoint::Checkpointer>,
     /// Archive rows not yet in the full-text index (see `archive.rs`).
     fts_pending: Arc<std::sync::atomic::AtomicUsize>,
+    /// Archive rows not yet in the per-owner indexes (see `archive_index.rs`).
+    archive_tail: Arc<archive_index::Tail>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -136,11 +139,16 @@ impl SqliteStore {
         );
 
         let fts_pending = Arc::new(archive::count_pending(&conn)?.into());
+        let archive_tail = archive_index::Tail::starting(archive_index::count_tail(&conn)?);
+        // Index passes hand the writer lists of `seq`s as arrays.
+        rusqlite::vtab::array::load_module(&conn)?;
         let readers = Arc::new(ReaderPool::open(path, &options)?);
         let wal_restart = Arc::new(checkpoint::WalRestart::default());
         let writer = Writer::spawn(conn, options.max_batch, options.queue_capacity, wal_restart.clone())?;
         let checkpointer = Arc::new(checkpoint::Checkpointer::spawn(path, options.busy_timeout, wal_restart)?);
-        Ok(SqliteStore { inner: Arc::new(Inner { path: path.to_owned(), writer, readers, checkpointer, fts_pending }) })
+        Ok(SqliteStore {
+            inner: Arc::new(Inner { path: path.to_owned(), writer, readers, checkpointer, fts_pending, archive_tail }),
+        })
     }
 
     /// The file this store lives in.
