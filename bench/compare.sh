@@ -4,7 +4,14 @@
 # directory for the same service as drupe's defaults, and starts each as a plain process (no systemd):
 #   domain localhost, accounts user0..user<ACCOUNTS-1> with one password, STARTTLS required with one self-signed
 #   certificate (made here with openssl), SASL PLAIN over TLS checked against SCRAM-SHA-1 stored keys at 4,096
-#   iterations, offline storage and message archive (XEP-0313) on, SQLite storage, listening on 127.0.0.1 only.
+#   iterations, offline storage and message archive (XEP-0313) on, listening on 127.0.0.1 only. Storage: drupe its
+#   own SQLite, Prosody SQLite (its flat files collapse under archive load), ejabberd after $EJABBERD_DB:
+#     mnesia  (default) ejabberd's default storage (`default_db: mnesia`), the baseline ejabberd's own figures use;
+#             accounts imported after the start with one `ejabberdctl import_piefxis` (XEP-0227 file with SCRAM keys)
+#     sqlite  `sql_type: sqlite` with ejabberd's default `sql_pool_size: 1`: each archived or offline message is its
+#             own transaction on one connection, which caps it far below its Mnesia figures
+#   The metadata line of $JSON_OUT records it as "ejabberd_db"; after its runs a note records how many messages
+#   ejabberd's archive holds ("archived": two per delivered message, the sender's and the recipient's copy).
 # Each server runs pinned to CPU $SERVER_CPU and drupe-bench to CPU $BENCH_CPU. Scenarios, per server:
 #   idle   $IDLE_STEPS sessions (ascending, one account each, held 5 s): RSS against sessions
 #   login  $LOGIN_USERS logins, $LOGIN_CONCURRENCY in flight, for each of $LOGIN_MECHANISMS
@@ -32,6 +39,7 @@ CHAT_RATES="${CHAT_RATES:-1000 2000}"
 CHAT_DURATION="${CHAT_DURATION:-10}"
 JSON_OUT="${JSON_OUT:-docs/bench/side-by-side.jsonl}"
 UPDATE_DOCS="${UPDATE_DOCS:-1}"
+EJABBERD_DB="${EJABBERD_DB:-mnesia}"
 # Upper bound of one drupe-bench run, seconds (a stuck server must not stall the whole comparison).
 RUN_TIMEOUT="${RUN_TIMEOUT:-150}"
 ITERATIONS=4096
@@ -41,6 +49,7 @@ ACCOUNTS="${ACCOUNTS:-$(max 2000 $IDLE_STEPS "$LOGIN_USERS" "$CHAT_USERS")}"
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+case $EJABBERD_DB in mnesia | sqlite) ;; *) die "EJABBERD_DB=$EJABBERD_DB: mnesia or sqlite" ;; esac
 [ "$(id -u)" = 0 ] || die "run as root: it installs packages and runs each peer as its Debian system user"
 for n in $IDLE_STEPS "$LOGIN_USERS" "$CHAT_USERS"; do
     [ "$n" -le "$ACCOUNTS" ] || die "ACCOUNTS=$ACCOUNTS is fewer than $n"
@@ -54,7 +63,8 @@ wants() { case " $SERVERS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 # ---- packages --------------------------------------------------------------------------------------------------
 packages=()
-wants ejabberd && packages+=(ejabberd erlang-p1-sqlite3)
+wants ejabberd && packages+=(ejabberd)
+wants ejabberd && [ "$EJABBERD_DB" = sqlite ] && packages+=(erlang-p1-sqlite3)
 wants prosody && packages+=(prosody lua-dbi-sqlite3)
 missing=()
 for p in "${packages[@]}"; do
@@ -159,7 +169,7 @@ dirty=$(git status --porcelain 2>/dev/null | grep -c . || true)
 python3 - "$JSON_OUT" <<EOF
 import json, sys
 meta = {"scenario": "meta", "date": "$(date -u +%Y-%m-%dT%H:%MZ)", "drupe_commit": "$commit",
-        "drupe_dirty_files": int("$dirty" or 0), "ejabberd": "$ejabberd_version", "prosody": "$prosody_version",
+        "drupe_dirty_files": int("$dirty" or 0), "ejabberd": "$ejabberd_version", "ejabberd_db": "$EJABBERD_DB", "prosody": "$prosody_version",
         "cpus": $(nproc --all), "mem_gib": round($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1048576),
         "loadavg_start": "$(cut -d' ' -f1-3 /proc/loadavg)", "server_cpu": $SERVER_CPU, "bench_cpu": $BENCH_CPU,
         "accounts": $ACCOUNTS, "idle_steps": "$IDLE_STEPS", "login_users": $LOGIN_USERS,
@@ -171,8 +181,12 @@ EOF
 # note SERVER KEY VALUE: one extra fact about a server's run (account creation time, ...), as its own line.
 note() {
     python3 -c 'import json, sys; v = sys.argv[3]
-try: v = float(v)
-except ValueError: pass
+for number in (int, float):
+    try:
+        v = number(v)
+        break
+    except ValueError:
+        pass
 open(sys.argv[4], "a").write(json.dumps({"scenario": "note", "server": sys.argv[1], sys.argv[2]: v}) + "\n")' \
         "$1" "$2" "$3" "$JSON_OUT"
 }
@@ -249,20 +263,33 @@ elapsed_since() { awk -v s="$1" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e 
 
 # ---- ejabberd --------------------------------------------------------------------------------------------------
 run_ejabberd() {
-    local dir="$work/ejabberd" t
+    local dir="$work/ejabberd" t t_accounts archived
     mkdir -p "$dir/spool"
     port=$(free_port)
     local dist_port
     dist_port=$(free_port)
-    fill bench/peers/ejabberd.yml.in "$dir/ejabberd.yml" DIR="$dir/spool" PORT="$port" CERT="$work/tls/both.pem"
+    cat bench/peers/ejabberd.yml.in "bench/peers/ejabberd-$EJABBERD_DB.yml.in" >"$dir/ejabberd.yml.in"
+    fill "$dir/ejabberd.yml.in" "$dir/ejabberd.yml" DIR="$dir/spool" PORT="$port" CERT="$work/tls/both.pem"
     # The Erlang distribution port (ejabberdctl talks to the node over it): fixed, on 127.0.0.1, no epmd.
     printf 'ERLANG_NODE=ejabberd-bench@localhost\nINET_DIST_INTERFACE=127.0.0.1\nERL_DIST_PORT=%s\n' \
         "$dist_port" >"$dir/ejabberdctl.cfg"
     cp /etc/ejabberd/inetrc "$dir/" 2>/dev/null || true
+    # ejctl ARGS...: one ejabberdctl command against this node (each call boots a small Erlang node, ~1 s).
+    ejctl() {
+        (cd "$dir/spool" && as_user ejabberd "$dir" /usr/sbin/ejabberdctl --config-dir "$dir" \
+            --config "$dir/ejabberd.yml" --ctl-config "$dir/ejabberdctl.cfg" --logs "$dir/spool" \
+            --spool "$dir/spool" "$@")
+    }
     t=$(date +%s.%N)
-    python3 bench/peers/accounts.py ejabberd "$dir/spool/ejabberd.db" "$ACCOUNTS" --password "$PASSWORD" \
-        --iterations "$ITERATIONS" --schema /usr/share/ejabberd/sql/lite.sql
-    note ejabberd accounts_s "$(elapsed_since "$t")"
+    if [ "$EJABBERD_DB" = sqlite ]; then
+        python3 bench/peers/accounts.py ejabberd "$dir/spool/ejabberd.db" "$ACCOUNTS" --password "$PASSWORD" \
+            --iterations "$ITERATIONS" --schema /usr/share/ejabberd/sql/lite.sql
+    else
+        # Mnesia lives in the running node: write the keys into a XEP-0227 file now, import it once it runs.
+        python3 bench/peers/accounts.py ejabberd-piefxis "$dir/accounts.xml" "$ACCOUNTS" --password "$PASSWORD" \
+            --iterations "$ITERATIONS"
+    fi
+    t_accounts=$(elapsed_since "$t")
     chown -R ejabberd: "$dir"
     t=$(date +%s.%N)
     (cd "$dir/spool" && as_user ejabberd "$dir" taskset -c "$SERVER_CPU" /usr/sbin/ejabberdctl \
@@ -274,8 +301,30 @@ run_ejabberd() {
         die "ejabberd did not start"
     fi
     note ejabberd start_s "$(elapsed_since "$t")"
+    if [ "$EJABBERD_DB" = mnesia ]; then
+        t=$(date +%s.%N)
+        ejctl --no-timeout import_piefxis "$dir/accounts.xml" >&2 || die "ejabberd: import_piefxis failed"
+        t_accounts=$(awk -v a="$t_accounts" -v b="$(elapsed_since "$t")" 'BEGIN { printf "%.1f", a + b }')
+        local n
+        n=$(ejctl registered_users localhost | grep -c .) || true
+        [ "$n" = "$ACCOUNTS" ] || die "ejabberd: $n accounts after the import, not $ACCOUNTS"
+    fi
+    note ejabberd accounts_s "$t_accounts"
+    log "ejabberd ($EJABBERD_DB): $ACCOUNTS accounts in $t_accounts s"
     run_scenarios ejabberd || true
     note ejabberd loadavg_end "$(cut -d" " -f1-3 /proc/loadavg)"
+    if [ "$EJABBERD_DB" = mnesia ]; then
+        archived=$(ejctl mnesia_table_info archive_msg 2>/dev/null | tr -d ' \n' |
+            sed -n 's/.*{size,\([0-9]*\)}.*/\1/p') || true
+    else
+        archived=$(python3 -c 'import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM archive").fetchone()[0])' \
+            "$dir/spool/ejabberd.db" 2>/dev/null) || true
+    fi
+    if [ -n "$archived" ]; then
+        note ejabberd archived "$archived"
+        log "ejabberd: $archived messages in its archive"
+    fi
     grep -E '\[(error|critical)\]' "$dir/spool/ejabberd.log" 2>/dev/null | head -5 >&2 || true
     stop_server
     rm -rf "$dir"
