@@ -147,7 +147,7 @@ impl TlsStream {
     /// One non-blocking read, processed at once: the plaintext it completed (often none).
     fn read_records(&mut self) -> io::Result<Vec<u8>> {
         let mut chunk = [0u8; READ_CHUNK];
-        let n = match self.tcp.try_read(&mut chunk) {
+        let n = match read_now(&mut self.tcp, &mut chunk) {
             Ok(0) => {
                 self.eof = true;
                 return Ok(Vec::new());
@@ -305,6 +305,20 @@ impl TlsStream {
 /// Runs rustls over `buf` (received bytes, none consumed yet) until it needs more input: plaintext is appended to
 /// `plain`, records to send to `out`. Returns how many bytes from the front of `buf` were consumed, and why it
 /// stopped. The bytes after those are kept by the caller and passed again, unchanged, in front of the next read.
+/// A non-blocking read (`WouldBlock` when nothing is there). Unlike `try_read`, a read that leaves part of `buf`
+/// unfilled also clears the socket's readiness (epoll: the socket is drained), so the next wait does not begin
+/// with a read that can only say `WouldBlock`: one `recvfrom` per message instead of two.
+fn read_now(tcp: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    use std::task::{Context, Poll, Waker};
+    use tokio::io::{AsyncRead, ReadBuf};
+    let mut filled = ReadBuf::new(buf);
+    match std::pin::Pin::new(tcp).poll_read(&mut Context::from_waker(Waker::noop()), &mut filled) {
+        Poll::Ready(Ok(())) => Ok(filled.filled().len()),
+        Poll::Ready(Err(e)) => Err(e),
+        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+    }
+}
+
 fn pump(
     conn: &mut UnbufferedServerConnection,
     buf: &mut [u8],

@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::accounts::account_exists;
 use super::{archive_index, archive_order, SqliteStore};
 use crate::{ArchiveEntry, StoreError};
 
@@ -173,27 +172,35 @@ impl SqliteStore {
                 let mut seq = archive_index::next_seq(conn)?;
                 let mut outcomes = Vec::with_capacity(rows.len());
                 for (owner, entry) in &rows {
-                    if !account_exists(conn, owner)? {
-                        outcomes.push(Err(StoreError::NoSuchAccount));
-                        continue;
-                    }
                     let timestamp_ms = entry.timestamp_ms.max(last);
-                    conn.prepare_cached(
-                        "INSERT INTO archive
+                    // The owner's foreign key refuses a row of no account (one lookup, not a check and then the key's).
+                    let inserted = conn
+                        .prepare_cached(
+                            "INSERT INTO archive
                         (seq, owner, stanza_id, with_jid, outgoing, timestamp_ms, origin_id, body, stanza)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    )?
-                    .execute(params![
-                        seq,
-                        owner,
-                        entry.stanza_id,
-                        entry.with,
-                        entry.outgoing,
-                        timestamp_ms,
-                        entry.origin_id,
-                        entry.body,
-                        entry.stanza,
-                    ])?;
+                        )?
+                        .execute(params![
+                            seq,
+                            owner,
+                            entry.stanza_id,
+                            entry.with,
+                            entry.outgoing,
+                            timestamp_ms,
+                            entry.origin_id,
+                            entry.body,
+                            entry.stanza,
+                        ]);
+                    match inserted {
+                        Ok(_) => {}
+                        Err(rusqlite::Error::SqliteFailure(e, _))
+                            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+                        {
+                            outcomes.push(Err(StoreError::NoSuchAccount));
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                     last = timestamp_ms;
                     seq += 1;
                     outcomes.push(Ok(()));

@@ -137,18 +137,10 @@ impl Tail {
     }
 }
 
-/// A tail row's index keys.
-struct Keys {
-    seq: i64,
-    owner: String,
-    with_jid: String,
-    origin_id: Option<String>,
-}
-
-/// What the first transaction of a pass found: the reserved `seq` and, per chunk, the tail rows to index.
+/// What a pass reads from the tail: per chunk, the rows to index and whether any has an origin-id.
 struct Plan {
     upto: i64,
-    chunks: Vec<Vec<Keys>>,
+    chunks: Vec<(Vec<i64>, bool)>,
 }
 
 /// Reserves the tail for a pass: no row appended from now on takes a `seq` up to the returned one (runs on the
@@ -166,55 +158,55 @@ fn plan(conn: &Connection, upto: i64) -> Result<Plan, StoreError> {
         .query_map([], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
     let from = throughs.iter().copied().min().unwrap_or(upto);
-    let mut chunks: Vec<Vec<Keys>> = (0..CHUNKS).map(|_| Vec::new()).collect();
+    let mut chunks: Vec<(Vec<i64>, bool)> = vec![(Vec::new(), false); CHUNKS];
     let mut tail =
-        conn.prepare_cached("SELECT seq, owner, with_jid, origin_id FROM archive WHERE seq > ?1 AND seq <= ?2")?;
+        conn.prepare_cached("SELECT seq, owner, origin_id IS NOT NULL FROM archive WHERE seq > ?1 AND seq <= ?2")?;
     let mut rows = tail.query(params![from, upto])?;
     while let Some(row) = rows.next()? {
-        let keys = Keys { seq: row.get(0)?, owner: row.get(1)?, with_jid: row.get(2)?, origin_id: row.get(3)? };
-        let chunk = chunk_of(&keys.owner);
-        if throughs.get(chunk).is_some_and(|&through| keys.seq > through) {
-            chunks[chunk].push(keys);
+        let seq: i64 = row.get(0)?;
+        let chunk = chunk_of(row.get_ref(1)?.as_str().map_err(|e| StoreError::internal(e.to_string()))?);
+        if throughs.get(chunk).is_some_and(|&through| seq > through) {
+            chunks[chunk].0.push(seq);
+            chunks[chunk].1 |= row.get::<_, bool>(2)?;
         }
     }
     Ok(Plan { upto, chunks })
 }
 
 /// Indexes the given rows of some chunks and moves those chunks' watermarks to `upto` (runs on the writer).
-fn index_chunks(conn: &Connection, upto: i64, chunks: &[usize], mut rows: Vec<Keys>) -> Result<usize, StoreError> {
-    // A row deleted since the plan (its account removed, retention) gets no entries.
-    let mut exists = conn.prepare_cached("SELECT 1 FROM archive WHERE seq = ?1")?;
-    let mut kept = Vec::with_capacity(rows.len());
-    for keys in rows.drain(..) {
-        if exists.exists(params![keys.seq])? {
-            kept.push(keys);
-        }
-    }
-    let kept_len = kept.len();
-    // Each table in its key order: every leaf page is visited once, in order.
-    kept.sort_unstable_by(|a, b| (&a.owner, a.seq).cmp(&(&b.owner, b.seq)));
-    let mut insert = conn.prepare_cached("INSERT OR IGNORE INTO archive_owner_index (owner, seq) VALUES (?1, ?2)")?;
-    for keys in &kept {
-        insert.execute(params![keys.owner, keys.seq])?;
-    }
-    kept.sort_unstable_by(|a, b| (&a.owner, &a.with_jid, a.seq).cmp(&(&b.owner, &b.with_jid, b.seq)));
-    let mut insert =
-        conn.prepare_cached("INSERT OR IGNORE INTO archive_with_index (owner, with_jid, seq) VALUES (?1, ?2, ?3)")?;
-    for keys in &kept {
-        insert.execute(params![keys.owner, keys.with_jid, keys.seq])?;
-    }
-    kept.retain(|keys| keys.origin_id.is_some());
-    kept.sort_unstable_by(|a, b| (&a.owner, &a.origin_id, a.seq).cmp(&(&b.owner, &b.origin_id, b.seq)));
-    let mut insert =
-        conn.prepare_cached("INSERT OR IGNORE INTO archive_origin_index (owner, origin_id, seq) VALUES (?1, ?2, ?3)")?;
-    for keys in &kept {
-        insert.execute(params![keys.owner, keys.origin_id, keys.seq])?;
+fn index_chunks(
+    conn: &Connection,
+    upto: i64,
+    chunks: &[usize],
+    seqs: Vec<i64>,
+    origins: bool,
+) -> Result<usize, StoreError> {
+    let seqs: rusqlite::vtab::array::Array = std::rc::Rc::new(seqs.into_iter().map(Value::from).collect());
+    // Sorted by key: each leaf page is visited once, in order. A row deleted since the plan is simply not found.
+    let indexed = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO archive_owner_index (owner, seq)
+             SELECT owner, seq FROM archive WHERE seq IN rarray(?1) ORDER BY owner, seq",
+        )?
+        .execute(params![seqs])?;
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO archive_with_index (owner, with_jid, seq)
+         SELECT owner, with_jid, seq FROM archive WHERE seq IN rarray(?1) ORDER BY owner, with_jid, seq",
+    )?
+    .execute(params![seqs])?;
+    if origins {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO archive_origin_index (owner, origin_id, seq)
+             SELECT owner, origin_id, seq FROM archive WHERE seq IN rarray(?1) AND origin_id IS NOT NULL
+             ORDER BY owner, origin_id, seq",
+        )?
+        .execute(params![seqs])?;
     }
     let chunks: rusqlite::vtab::array::Array =
         std::rc::Rc::new(chunks.iter().map(|&c| Value::from(c as i64)).collect());
     conn.prepare_cached("UPDATE archive_index_chunks SET through = ?1 WHERE chunk IN rarray(?2) AND through < ?1")?
         .execute(params![upto, chunks])?;
-    Ok(kept_len)
+    Ok(indexed)
 }
 
 impl SqliteStore {
@@ -237,23 +229,24 @@ impl SqliteStore {
         let Plan { upto, chunks } = self.read(move |conn| plan(conn, upto)).await?;
         let planned = started.elapsed();
         // Chunks packed into transactions of about ROWS_PER_JOB rows; chunks with no rows ride along.
-        let mut jobs: Vec<(Vec<usize>, Vec<Keys>)> = vec![(Vec::new(), Vec::new())];
-        for (chunk, rows) in chunks.into_iter().enumerate() {
+        let mut jobs: Vec<(Vec<usize>, Vec<i64>, bool)> = vec![(Vec::new(), Vec::new(), false)];
+        for (chunk, (seqs, origins)) in chunks.into_iter().enumerate() {
             let last = jobs.last_mut().expect("jobs starts non-empty");
-            if !last.1.is_empty() && last.1.len() + rows.len() > ROWS_PER_JOB {
-                jobs.push((vec![chunk], rows));
+            if !last.1.is_empty() && last.1.len() + seqs.len() > ROWS_PER_JOB {
+                jobs.push((vec![chunk], seqs, origins));
             } else {
                 last.0.push(chunk);
-                last.1.extend(rows);
+                last.1.extend(seqs);
+                last.2 |= origins;
             }
         }
         let (mut total, mut longest) = (0, std::time::Duration::ZERO);
         let transactions = jobs.len();
-        for (chunks, rows) in jobs {
+        for (chunks, seqs, origins) in jobs {
             let (indexed, took) = self
                 .write(move |conn| {
                     let started = std::time::Instant::now();
-                    Ok((index_chunks(conn, upto, &chunks, rows)?, started.elapsed()))
+                    Ok((index_chunks(conn, upto, &chunks, seqs, origins)?, started.elapsed()))
                 })
                 .await?;
             total += indexed;
