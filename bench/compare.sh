@@ -36,6 +36,7 @@ LOGIN_CONCURRENCY="${LOGIN_CONCURRENCY:-200}"
 LOGIN_MECHANISMS="${LOGIN_MECHANISMS:-PLAIN SCRAM-SHA-1}"
 CHAT_USERS="${CHAT_USERS:-200}"
 CHAT_RATES="${CHAT_RATES:-1000 2000}"
+# Per server, e.g. CHAT_RATES_drupe="5000 10000": rates far past a peer's capacity only queue up behind it.
 CHAT_DURATION="${CHAT_DURATION:-10}"
 JSON_OUT="${JSON_OUT:-docs/bench/side-by-side.jsonl}"
 UPDATE_DOCS="${UPDATE_DOCS:-1}"
@@ -245,7 +246,8 @@ run_scenarios() {
         bench "$name" --mechanism "$mech" login --users "$LOGIN_USERS" --concurrency "$LOGIN_CONCURRENCY" ||
             return 1
     done
-    for rate in $CHAT_RATES; do
+    local rates_var="CHAT_RATES_$name"
+    for rate in ${!rates_var:-$CHAT_RATES}; do
         log "$name: chat $CHAT_USERS users, $rate msgs/s for $CHAT_DURATION s"
         bench "$name" chat --users "$CHAT_USERS" --rate "$rate" --duration "$CHAT_DURATION" --drain 5 || return 1
     done
