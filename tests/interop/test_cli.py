@@ -33,7 +33,8 @@ def test_config_example_is_valid(make_server, tmp_path):
     ({"c2s": {"lsiten": "127.0.0.1:0"}}, "lsiten"),
     ({"limits": {"max_stanza_bytes": -5}}, "max_stanza_bytes"),
     ({"auth": {"failure_delay_ms": "soon"}}, "failure_delay_ms"),
-], ids=["bad-address", "unknown-field", "negative-number", "wrong-type"])
+    ({"storage": {"background_nice": 20}}, "background_nice"),
+], ids=["bad-address", "unknown-field", "negative-number", "wrong-type", "out-of-range"])
 def test_config_check_names_the_bad_field(make_server, overrides, field):
     srv = make_server(overrides, users={}, start=False)
     res = srv.cli("config", "check")

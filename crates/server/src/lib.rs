@@ -47,6 +47,7 @@ pub fn open_store(config: &Config) -> Result<Store, StartError> {
         max_batch: config.storage.max_batch,
         readers: config.storage.readers,
         writer_cache_kib: config.storage.writer_cache_kib,
+        background_nice: i32::from(config.storage.background_nice),
         ..Default::default()
     };
     Ok(Store::open_sqlite(&dir.join("drupe.sqlite3"), options)?)

@@ -23,7 +23,6 @@ use crate::context::Context;
 use crate::modules;
 use crate::router::Outbound;
 
-/// Bytes read from the socket at a time.
 /// Queued stanzas written per wake-up before the socket is flushed.
 const WRITE_BATCH: usize = 64;
 

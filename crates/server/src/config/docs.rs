@@ -63,6 +63,11 @@ pub const FIELD_DOCS: &[(&str, &str, &str)] = &[
         "writer_cache_kib",
         "Page cache of the write connection, KiB: it fills only as pages are used (the archive's index pages of every active account); smaller saves memory, at the cost of re-reading pages from the OS cache.",
     ),
+    (
+        "storage",
+        "background_nice",
+        "Niceness added to the store's writer and checkpointer threads (Linux; 0 to 19, 0 leaves them as the process): on a busy core their long transactions wait for the network threads instead of delaying message delivery. Acknowledgements still wait for the commit.",
+    ),
     ("sm", "resume_timeout_secs", "Seconds a dropped session with XEP-0198 resumption waits for its client to resume."),
     ("sm", "max_unacked", "Stanzas sent to a client and not yet acknowledged before its stream is closed."),
     ("sm", "request_ack_every", "Ask the client for an acknowledgement after this many unacknowledged stanzas."),

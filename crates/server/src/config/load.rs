@@ -91,6 +91,9 @@ impl Config {
                 return Err(invalid(field, "must be greater than 0"));
             }
         }
+        if self.storage.background_nice > 19 {
+            return Err(invalid("storage.background_nice", "must be between 0 and 19"));
+        }
         if jid_domain_ok(&format!("{}.{}", self.muc.subdomain, self.domain)).is_err()
             || self.muc.subdomain.contains('.')
         {

@@ -100,6 +100,7 @@ pub struct Storage {
     pub max_batch: usize,
     pub readers: usize,
     pub writer_cache_kib: usize,
+    pub background_nice: u8,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -233,7 +234,7 @@ impl Default for Auth {
 
 impl Default for Storage {
     fn default() -> Storage {
-        Storage { max_batch: 512, readers: 2, writer_cache_kib: 16 * 1024 }
+        Storage { max_batch: 512, readers: 2, writer_cache_kib: 16 * 1024, background_nice: 10 }
     }
 }
 

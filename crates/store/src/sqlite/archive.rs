@@ -88,11 +88,12 @@ fn index_pending(conn: &Connection, limit: usize) -> Result<(usize, usize), Stor
 /// Rows with a body past the watermark, counted at open (a failed batch may later count rows that are not
 /// there: an index pass then finds fewer). Only the writer thread changes it.
 pub(super) fn count_pending(conn: &Connection) -> Result<usize, StoreError> {
-    let n: i64 = conn.query_row(
-        "SELECT count(*) FROM archive WHERE seq > (SELECT through FROM archive_fts_state) AND body IS NOT NULL",
-        [],
-        |row| row.get(0),
-    )?;
+    count(conn, "SELECT count(*) FROM archive WHERE seq > (SELECT through FROM archive_fts_state) AND body IS NOT NULL")
+}
+
+/// The count a `SELECT count(*)` without parameters gives.
+pub(super) fn count(conn: &Connection, sql: &str) -> Result<usize, StoreError> {
+    let n: i64 = conn.query_row(sql, [], |row| row.get(0))?;
     Ok(usize::try_from(n).unwrap_or_default())
 }
 

@@ -114,12 +114,10 @@ pub(super) fn next_seq(conn: &Connection) -> Result<i64, StoreError> {
 
 /// Rows past the lowest watermark (the tail's length, counted at open).
 pub(super) fn count_tail(conn: &Connection) -> Result<usize, StoreError> {
-    let n: i64 = conn.query_row(
+    super::archive::count(
+        conn,
         "SELECT count(*) FROM archive WHERE seq > (SELECT min(through) FROM archive_index_chunks)",
-        [],
-        |row| row.get(0),
-    )?;
-    Ok(usize::try_from(n).unwrap_or_default())
+    )
 }
 
 /// The tail's state, shared by appends (which count it) and index passes (one at a time).

@@ -58,6 +58,7 @@ impl Checkpointer {
         path: &Path,
         busy_timeout: Duration,
         restart: Arc<WalRestart>,
+        nice: i32,
     ) -> Result<Checkpointer, StoreError> {
         let conn =
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
@@ -65,6 +66,7 @@ impl Checkpointer {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let stop2 = stop.clone();
         let handle = std::thread::Builder::new().name("drupe-store-ckpt".into()).spawn(move || {
+            super::lower_thread_priority(nice);
             let (lock, cvar) = &*stop2;
             let mut interval = INTERVAL;
             loop {

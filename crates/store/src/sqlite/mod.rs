@@ -55,6 +55,9 @@ pub struct SqliteOptions {
     pub max_page_count: Option<u64>,
     /// Page cache of the write connection, in KiB (default 16 MiB; it fills only as pages are used).
     pub writer_cache_kib: usize,
+    /// Niceness added to the writer and checkpointer threads (default 10; 0 leaves them as the process; Linux
+    /// only). On a busy core their long transactions then wait for the network threads instead of delaying them.
+    pub background_nice: i32,
 }
 
 impl Default for SqliteOptions {
@@ -66,6 +69,7 @@ impl Default for SqliteOptions {
             busy_timeout: Duration::from_secs(5),
             max_page_count: None,
             writer_cache_kib: 16 * 1024,
+            background_nice: 10,
         }
     }
 }
@@ -144,8 +148,9 @@ impl SqliteStore {
         rusqlite::vtab::array::load_module(&conn)?;
         let readers = Arc::new(ReaderPool::open(path, &options)?);
         let wal_restart = Arc::new(checkpoint::WalRestart::default());
-        let writer = Writer::spawn(conn, options.max_batch, options.queue_capacity, wal_restart.clone())?;
-        let checkpointer = Arc::new(checkpoint::Checkpointer::spawn(path, options.busy_timeout, wal_restart)?);
+        let nice = options.background_nice;
+        let writer = Writer::spawn(conn, options.max_batch, options.queue_capacity, wal_restart.clone(), nice)?;
+        let checkpointer = Arc::new(checkpoint::Checkpointer::spawn(path, options.busy_timeout, wal_restart, nice)?);
         Ok(SqliteStore {
             inner: Arc::new(Inner { path: path.to_owned(), writer, readers, checkpointer, fts_pending, archive_tail }),
         })
@@ -284,4 +289,20 @@ impl ReaderPool {
         self.permits.close();
         self.idle.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
+}
+
+/// Lowers the calling thread's priority by `nice` (on Linux a thread has a priority of its own: `setpriority` on
+/// its thread id). Lowering needs no privilege; a failure is logged and changes nothing else.
+pub(crate) fn lower_thread_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    if nice > 0 {
+        let tid = Some(rustix::thread::gettid());
+        let lowered = rustix::process::getpriority_process(tid)
+            .and_then(|current| rustix::process::setpriority_process(tid, current.saturating_add(nice).min(19)));
+        if let Err(error) = lowered {
+            tracing::warn!(%error, "could not lower a store thread's priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
 }

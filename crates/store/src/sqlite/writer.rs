@@ -90,12 +90,16 @@ impl Writer {
         max_batch: usize,
         queue_capacity: usize,
         wal_restart: Arc<WalRestart>,
+        nice: i32,
     ) -> Result<Writer, StoreError> {
         let (queue, receiver) = mpsc::channel(queue_capacity.max(1));
         let commits = Arc::new(AtomicU64::new(0));
         let thread = std::thread::Builder::new().name("drupe-store-writer".into()).spawn({
             let commits = commits.clone();
-            move || run(conn, receiver, max_batch.max(1), &commits, &wal_restart)
+            move || {
+                super::lower_thread_priority(nice);
+                run(conn, receiver, max_batch.max(1), &commits, &wal_restart)
+            }
         })?;
         Ok(Writer { queue, commits, thread: Mutex::new(Some(thread)) })
     }
@@ -183,8 +187,14 @@ fn run(
         if wal_restart.take() {
             // Between two batches this is the only writer, so the pass copies back every frame (unless a reader
             // still needs an old one) and the next BEGIN rewinds the log (see checkpoint.rs).
-            if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::warn!(%error, "WAL checkpoint by the writer failed");
+            let started = Instant::now();
+            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+            }) {
+                Ok((frames, copied)) => {
+                    tracing::debug!(frames, copied, took = ?started.elapsed(), "WAL checkpoint by the writer");
+                }
+                Err(error) => tracing::warn!(%error, "WAL checkpoint by the writer failed"),
             }
         }
         if let Some(done) = close {
