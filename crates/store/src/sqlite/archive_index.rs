@@ -215,9 +215,15 @@ impl SqliteStore {
         if tail.rows.load(Ordering::Relaxed) == 0 || tail.running.swap(true, Ordering::Acquire) {
             return Ok(0);
         }
-        let result = self.index_tail_pass(&tail).await;
-        tail.running.store(false, Ordering::Release);
-        result
+        /// Ends the pass however the future ends (dropped at shutdown included), so that another can start.
+        struct Running<'a>(&'a AtomicBool);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _running = Running(&tail.running);
+        self.index_tail_pass(&tail).await
     }
 
     async fn index_tail_pass(&self, tail: &Tail) -> Result<usize, StoreError> {
