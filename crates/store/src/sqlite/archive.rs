@@ -163,14 +163,10 @@ impl SqliteStore {
         let pending = self.inner.fts_pending.clone();
         let outcomes = self
             .write(move |conn| {
-                // Never earlier than the last row: `seq` order is time order (archive_order.rs).
-                let mut last: i64 = conn
-                    .prepare_cached("SELECT timestamp_ms FROM archive ORDER BY seq DESC LIMIT 1")?
-                    .query_row([], |row| row.get(0))
-                    .optional()?
-                    .unwrap_or(i64::MIN);
-                // Explicit: never a `seq` an index pass has reserved (archive_index.rs).
-                let mut seq = archive_index::next_seq(conn)?;
+                // `seq` explicit: never one an index pass has reserved (archive_index.rs). Time never earlier than
+                // the last row: `seq` order is time order (archive_order.rs).
+                let (mut seq, last) = archive_index::next_row(conn)?;
+                let mut last = last.unwrap_or(i64::MIN);
                 let mut outcomes = Vec::with_capacity(rows.len());
                 for (owner, entry) in &rows {
                     let timestamp_ms = entry.timestamp_ms.max(last);

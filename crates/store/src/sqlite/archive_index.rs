@@ -103,12 +103,18 @@ pub(super) fn watermark(conn: &Connection, owner: &str) -> Result<i64, StoreErro
 /// The `seq` the next appended row takes: past the last row, every `seq` an index pass has reserved and the
 /// full-text index's watermark (archive.rs), which a row under it would be missing from.
 pub(super) fn next_seq(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(next_row(conn)?.0)
+}
+
+/// [`next_seq`], and the last row's time (appends never stamp earlier: archive_order.rs), in one read of it.
+pub(super) fn next_row(conn: &Connection) -> Result<(i64, Option<i64>), StoreError> {
     let next = conn
         .prepare_cached(
-            "SELECT max(coalesce((SELECT max(seq) FROM archive), 0), (SELECT reserved FROM archive_index_reserved),
-                        (SELECT through FROM archive_fts_state)) + 1",
+            "SELECT max(coalesce(last.seq, 0), r.reserved, f.through) + 1, last.timestamp_ms
+             FROM archive_index_reserved r CROSS JOIN archive_fts_state f
+             LEFT JOIN (SELECT seq, timestamp_ms FROM archive ORDER BY seq DESC LIMIT 1) last",
         )?
-        .query_row([], |row| row.get(0))?;
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
     Ok(next)
 }
 
