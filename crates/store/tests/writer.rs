@@ -236,3 +236,33 @@ async fn the_wal_starts_over_under_steady_writes() {
     assert!(wal < written, "WAL is {wal} bytes after {written} bytes written: it never started over");
     eprintln!("WAL {wal} bytes after {written} bytes of stanzas");
 }
+
+/// A batch's answers are handed out by a task of the runtime the store was opened in; once that runtime is gone,
+/// the writer answers from its own thread, so a store used from another runtime keeps working.
+#[test]
+fn a_store_outlives_the_runtime_it_was_opened_in() {
+    let multi = || tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let first = multi();
+    let (_dir, store) = first.block_on(async { common::fresh() });
+    first.block_on(async {
+        store.account_create("alice", &credentials(1)).await.unwrap();
+        store.offline_push("alice", "<m id='1'/>", 1, 100).await.unwrap();
+    });
+    drop(first);
+
+    let second = multi();
+    second.block_on(async {
+        let pushes: Vec<_> = (2..50)
+            .map(|n| {
+                let store = store.clone();
+                tokio::spawn(async move { store.offline_push("alice", "<m/>", n, 100).await })
+            })
+            .collect();
+        for push in pushes {
+            assert!(matches!(push.await.unwrap(), Ok(OfflinePush::Stored(_))));
+        }
+        store.flush().await.unwrap();
+        assert_eq!(store.offline_count("alice").await.unwrap(), 49);
+        store.close().await;
+    });
+}

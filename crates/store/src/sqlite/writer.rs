@@ -4,6 +4,11 @@
 //! them in ONE transaction, each inside its own SAVEPOINT so a failing job undoes only
 //! itself, commits once (one fsync for the whole batch with `synchronous=FULL`), and only
 //! then answers each job. So an awaited write has reached the disk when it returns.
+//!
+//! The answers of a batch go to the async runtime in one message, to a task that hands them out there. Answering
+//! from this thread woke the runtime once per job: with the writer at a lower priority than the runtime's
+//! workers (`background_nice`), every wake switched to a worker and back, so a batch of 40 jobs cost 40 pairs of
+//! context switches and eventfd writes.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,6 +81,58 @@ where
     }
 }
 
+/// The answers of one batch, in queue order: the jobs (with the error that undid the batch, if one did), then
+/// the `Flush` and `Close` waiters queued with them.
+struct Answers {
+    jobs: Vec<Box<dyn Job>>,
+    batch_error: Option<StoreError>,
+    waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl Answers {
+    fn deliver(self) {
+        for job in self.jobs {
+            job.finish(self.batch_error.as_ref());
+        }
+        for done in self.waiters {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Where the writer thread sends a batch's answers: a task of the multi-threaded runtime the store was opened
+/// in, or nowhere (answered from the thread). A current-thread runtime may be blocked in synchronous code while it
+/// waits for a write (tests, examples), so it gets no task.
+struct Answerer(Option<mpsc::UnboundedSender<Answers>>);
+
+impl Answerer {
+    fn start() -> Answerer {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return Answerer(None) };
+        if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return Answerer(None);
+        }
+        let (sender, mut receiver) = mpsc::unbounded_channel::<Answers>();
+        runtime.spawn(async move {
+            while let Some(answers) = receiver.recv().await {
+                answers.deliver();
+            }
+        });
+        Answerer(Some(sender))
+    }
+
+    fn send(&self, answers: Answers) {
+        // The runtime is gone (shut down before the store): answer from here.
+        match &self.0 {
+            Some(sender) => {
+                if let Err(mpsc::error::SendError(answers)) = sender.send(answers) {
+                    answers.deliver();
+                }
+            }
+            None => answers.deliver(),
+        }
+    }
+}
+
 /// The handle every clone of the store shares: the queue's sender and the thread.
 pub(crate) struct Writer {
     queue: mpsc::Sender<Message>,
@@ -94,11 +151,12 @@ impl Writer {
     ) -> Result<Writer, StoreError> {
         let (queue, receiver) = mpsc::channel(queue_capacity.max(1));
         let commits = Arc::new(AtomicU64::new(0));
+        let answerer = Answerer::start();
         let thread = std::thread::Builder::new().name("drupe-store-writer".into()).spawn({
             let commits = commits.clone();
             move || {
                 super::lower_thread_priority(nice);
-                run(conn, receiver, max_batch.max(1), &commits, &wal_restart)
+                run(conn, receiver, max_batch.max(1), &commits, &wal_restart, &answerer)
             }
         })?;
         Ok(Writer { queue, commits, thread: Mutex::new(Some(thread)) })
@@ -158,6 +216,7 @@ fn run(
     max_batch: usize,
     commits: &AtomicU64,
     wal_restart: &WalRestart,
+    answerer: &Answerer,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = receiver.blocking_recv() {
@@ -178,11 +237,9 @@ fn run(
                 Message::Close(done) => close = Some(done),
             }
         }
-        if !jobs.is_empty() {
-            commit_batch(&conn, jobs, commits);
-        }
-        for done in waiters {
-            let _ = done.send(());
+        let batch_error = if jobs.is_empty() { None } else { commit_batch(&conn, &mut jobs, commits) };
+        if !jobs.is_empty() || !waiters.is_empty() {
+            answerer.send(Answers { jobs, batch_error, waiters });
         }
         if wal_restart.take() {
             // Between two batches this is the only writer, so the pass copies back every frame (unless a reader
@@ -200,7 +257,8 @@ fn run(
         if let Some(done) = close {
             drop(receiver);
             drop(conn);
-            let _ = done.send(());
+            // After the batch's answers, in the same order.
+            answerer.send(Answers { jobs: Vec::new(), batch_error: None, waiters: vec![done] });
             tracing::debug!("store writer closed");
             return;
         }
@@ -208,11 +266,11 @@ fn run(
     tracing::debug!("store writer stopped: every handle dropped");
 }
 
-/// Runs one batch in one transaction and answers every job.
-fn commit_batch(conn: &Connection, mut jobs: Vec<Box<dyn Job>>, commits: &AtomicU64) {
+/// Runs one batch in one transaction; returns the error that undid it, if one did.
+fn commit_batch(conn: &Connection, jobs: &mut [Box<dyn Job>], commits: &AtomicU64) -> Option<StoreError> {
     let started = Instant::now();
     let size = jobs.len();
-    let outcome = run_batch(conn, &mut jobs);
+    let outcome = run_batch(conn, jobs);
     match &outcome {
         Ok(()) => {
             commits.fetch_add(1, Ordering::Relaxed);
@@ -227,9 +285,7 @@ fn commit_batch(conn: &Connection, mut jobs: Vec<Box<dyn Job>>, commits: &Atomic
             tracing::warn!(%error, jobs = size, "store batch failed; every write in it was refused");
         }
     }
-    for job in jobs {
-        job.finish(outcome.as_ref().err());
-    }
+    outcome.err()
 }
 
 /// BEGIN, one SAVEPOINT per job, COMMIT. An error is one that undid the whole batch
