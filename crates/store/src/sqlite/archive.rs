@@ -215,9 +215,15 @@ impl SqliteStore {
     /// Adds every pending row to the full-text index (one write; nothing when none are pending).
     /// Returns how many rows were indexed.
     pub(crate) async fn archive_index_pending(&self) -> Result<usize, StoreError> {
-        if self.inner.fts_pending.load(Ordering::Relaxed) == 0 {
+        // The count is kept by write jobs, and a rolled-back transaction may have undone the indexing that set it to
+        // zero (the backlog itself is read from the database): after a rollback, look.
+        let rollbacks = self.inner.writer.rollback_count();
+        if self.inner.fts_pending.load(Ordering::Relaxed) == 0
+            && self.inner.fts_rollbacks_seen.load(Ordering::Relaxed) == rollbacks
+        {
             return Ok(0);
         }
+        self.inner.fts_rollbacks_seen.store(rollbacks, Ordering::Relaxed);
         let pending = self.inner.fts_pending.clone();
         self.write(move |conn| Ok(index_backlog(conn, &pending))).await
     }

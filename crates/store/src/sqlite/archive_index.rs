@@ -182,10 +182,10 @@ fn index_chunks(
     conn: &Connection,
     upto: i64,
     chunks: &[usize],
-    seqs: Vec<i64>,
+    seqs: &[i64],
     origins: bool,
 ) -> Result<usize, StoreError> {
-    let seqs: rusqlite::vtab::array::Array = std::rc::Rc::new(seqs.into_iter().map(Value::from).collect());
+    let seqs: rusqlite::vtab::array::Array = std::rc::Rc::new(seqs.iter().copied().map(Value::from).collect());
     // Sorted by key: each leaf page is visited once, in order. A row deleted since the plan is simply not found.
     let indexed = conn
         .prepare_cached(
@@ -256,7 +256,7 @@ impl SqliteStore {
             let (indexed, took) = self
                 .write(move |conn| {
                     let started = std::time::Instant::now();
-                    Ok((index_chunks(conn, upto, &chunks, seqs, origins)?, started.elapsed()))
+                    Ok((index_chunks(conn, upto, &chunks, &seqs, origins)?, started.elapsed()))
                 })
                 .await?;
             total += indexed;

@@ -88,6 +88,9 @@ struct Inner {
     checkpointer: Arc<checkpoint::Checkpointer>,
     /// Archive rows not yet in the full-text index (see `archive.rs`).
     fts_pending: Arc<std::sync::atomic::AtomicUsize>,
+    /// The writer's rollback count when the full-text backlog was last indexed: a rollback since may have undone
+    /// an indexing that zeroed `fts_pending`.
+    fts_rollbacks_seen: std::sync::atomic::AtomicU64,
     /// Archive rows not yet in the per-owner indexes (see `archive_index.rs`).
     archive_tail: Arc<archive_index::Tail>,
 }
@@ -152,7 +155,15 @@ impl SqliteStore {
         let writer = Writer::spawn(conn, options.max_batch, options.queue_capacity, wal_restart.clone(), nice)?;
         let checkpointer = Arc::new(checkpoint::Checkpointer::spawn(path, options.busy_timeout, wal_restart, nice)?);
         Ok(SqliteStore {
-            inner: Arc::new(Inner { path: path.to_owned(), writer, readers, checkpointer, fts_pending, archive_tail }),
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                writer,
+                readers,
+                checkpointer,
+                fts_pending,
+                fts_rollbacks_seen: 0.into(),
+                archive_tail,
+            }),
         })
     }
 
@@ -163,7 +174,7 @@ impl SqliteStore {
 
     pub(crate) async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
         self.inner.writer.write(work).await

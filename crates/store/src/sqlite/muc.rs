@@ -143,7 +143,7 @@ impl SqliteStore {
             if !room_exists(conn, &room)? {
                 return Err(StoreError::NotFound);
             }
-            match affiliation {
+            match &affiliation {
                 Some(a) => conn
                     .prepare_cached(
                         "INSERT INTO muc_affiliations (room, jid, affiliation) VALUES (?1, ?2, ?3)

@@ -249,7 +249,7 @@ impl SqliteStore {
                         return Ok(Published::TooManyNodes);
                     }
                     insert_node(conn, &owner, &node, &create)?;
-                    (true, create)
+                    (true, create.clone())
                 }
             };
             conn.prepare_cached("DELETE FROM pubsub_items WHERE owner = ?1 AND node = ?2 AND item_id = ?3")?
@@ -445,7 +445,7 @@ impl SqliteStore {
     ) -> Result<bool, StoreError> {
         let (owner, namespace, xml) = (owner.to_owned(), namespace.to_owned(), xml.map(str::to_owned));
         self.write(move |conn| {
-            let Some(xml) = xml else {
+            let Some(xml) = &xml else {
                 conn.prepare_cached("DELETE FROM pubsub_private_xml WHERE owner = ?1 AND namespace = ?2")?
                     .execute(params![owner, namespace])?;
                 return Ok(true);
