@@ -77,6 +77,15 @@ def fmt_ms_plain(v):
     return "–" if v is None else f"{v:.2f} ms"
 
 
+def built_from(dirty):
+    """How the measured drupe was built, from the count of files `git status` listed before the run."""
+    if dirty == 0:
+        return "a clean checkout"
+    if dirty is None:
+        return "a working tree of unknown state"
+    return f"the shared working tree, {dirty} file{'s' if dirty != 1 else ''} with uncommitted changes"
+
+
 def ratio(d, p):
     if d is None or p is None or p == 0:
         return "–"
@@ -273,7 +282,7 @@ def section(meta, notes, runs, servers, svg_rel):
     w(f"One run of `bash bench/compare.sh` on {meta.get('date', '?')}: ejabberd {meta.get('ejabberd', '?')} "
       f"(on {'Mnesia' if mnesia else 'SQLite'}) and "
       f"Prosody {meta.get('prosody', '?')} from Debian 12, and drupe at commit {meta.get('drupe_commit', '?')} "
-      f"(built from the shared working tree, {meta.get('drupe_dirty_files', '?')} files with uncommitted changes). "
+      f"({built_from(meta.get('drupe_dirty_files'))}). "
       f"The machine: {meta.get('cpus', '?')} vCPUs, {meta.get('mem_gib', '?')} GiB RAM, kernel "
       f"{meta.get('kernel', '?')}; load average {meta.get('loadavg_start', '?')} at the start (the CPUs are shared "
       f"with other sessions, so expect ±15 % between runs). The servers ran one after the other, each pinned to CPU "

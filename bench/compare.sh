@@ -163,10 +163,11 @@ wait_listening() {
     return 1
 }
 
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
+# Counted before this run rewrites its own outputs (docs/bench/side-by-side.jsonl is tracked).
+dirty=$(git status --porcelain 2>/dev/null | grep -c . || true)
 mkdir -p "$(dirname "$JSON_OUT")"
 : >"$JSON_OUT"
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
-dirty=$(git status --porcelain 2>/dev/null | grep -c . || true)
 python3 - "$JSON_OUT" <<EOF
 import json, sys
 meta = {"scenario": "meta", "date": "$(date -u +%Y-%m-%dT%H:%MZ)", "drupe_commit": "$commit",
