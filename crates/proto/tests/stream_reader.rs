@@ -445,3 +445,50 @@ fn an_idle_stream_holds_no_parser_and_a_partial_one_does() {
     r.feed(b"</stream:stream>", &mut out).unwrap();
     assert_eq!(out.last(), Some(&StreamEvent::Close));
 }
+
+#[test]
+fn streams_on_one_thread_take_turns_with_released_parsers() {
+    // Parsers released between stanzas go to the thread's spares and come back to any stream with the same root
+    // written the same way (and the same limits): interleaved streams read exactly what they read alone, and each
+    // one's end tag still closes its own root.
+    let other_root = "<s:stream xmlns:s='http://etherx.jabber.org/streams' xmlns='jabber:client' version='1.0'>";
+    let small = Limits { max_stanza_bytes: 4096, ..Limits::default() };
+    let streams: [(&str, Limits, String); 4] = [
+        ("a", Limits::default(), format!("{HEADER}<message to='a@b'><body>one &amp; two</body></message>")),
+        ("b", Limits::default(), format!("{HEADER}<presence><status>\u{e9}t\u{e9}</status></presence>")),
+        ("c", Limits::default(), format!("{other_root}<iq type='get' id='q'><ping xmlns='urn:xmpp:ping'/></iq>")),
+        ("d", small, format!("{HEADER}<message><body>{}</body></message>", "x".repeat(3000))),
+    ];
+    let tail = |name: &str| {
+        let close = if name == "c" { "</s:stream>" } else { "</stream:stream>" };
+        format!(" <message id='{name}2'><body>again</body></message><presence type='unavailable'/>{close}")
+    };
+    let mut alone = Vec::new();
+    for (name, limits, head) in &streams {
+        let mut r = StreamReader::new(*limits);
+        let mut out = Vec::new();
+        r.feed(head.as_bytes(), &mut out).unwrap();
+        r.feed(tail(name).as_bytes(), &mut out).unwrap();
+        alone.push(normalize(out));
+    }
+    let mut readers: Vec<_> = streams.iter().map(|(_, limits, _)| (StreamReader::new(*limits), Vec::new())).collect();
+    for ((name, _, head), (r, out)) in streams.iter().zip(readers.iter_mut()) {
+        r.feed(head.as_bytes(), out).unwrap();
+        r.release_buffers();
+        assert!(!r.holds_parser(), "{name}");
+    }
+    // Round-robin over the tails, a few bytes at a time, releasing after every read.
+    let tails: Vec<String> = streams.iter().map(|(name, _, _)| tail(name)).collect();
+    for at in (0..tails.iter().map(String::len).max().unwrap()).step_by(7) {
+        for ((r, out), tail) in readers.iter_mut().zip(&tails) {
+            if at < tail.len() {
+                r.feed(&tail.as_bytes()[at..(at + 7).min(tail.len())], out).unwrap();
+                r.release_buffers();
+            }
+        }
+    }
+    for (((name, _, _), (_, out)), alone) in streams.iter().zip(readers).zip(alone) {
+        assert_eq!(out.last(), Some(&StreamEvent::Close), "{name}");
+        assert_eq!(normalize(out), alone, "{name}");
+    }
+}

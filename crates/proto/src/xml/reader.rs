@@ -114,12 +114,17 @@ impl StreamReader {
         self.header_bytes = 0;
     }
 
-    /// Frees what reading left behind; call when the connection goes idle. Between stanzas, with no byte fed
-    /// that has not made an event yet, this drops the parser altogether; otherwise it keeps the partial input.
+    /// Frees what reading left behind; call when the connection goes idle, or as soon as all input read so far has
+    /// made events. Between stanzas, with no byte fed that has not made an event yet, this gives the parser up: it
+    /// goes to this thread's spare parsers (see [`SPARE_PARSERS`]), for the next stanza of any stream with the same
+    /// root to read. Otherwise it keeps the partial input and frees only rxml's scratch buffers.
     pub fn release_buffers(&mut self) {
         let Some(parser) = self.parser.as_mut() else { return };
         if self.open && self.stack.is_empty() && self.tag.is_none() && self.fed == self.accounted {
-            self.parser = None;
+            // A parser that has read the root's end tag is at the end of its document: of no use to anyone.
+            if let Some(parser) = self.parser.take().filter(|_| !self.closed) {
+                spare::put(&self.root, token_limit(&self.limits), parser);
+            }
             self.stack = Vec::new();
             self.scopes.release();
         } else {
@@ -150,7 +155,12 @@ impl StreamReader {
                 None => {
                     self.fed = 0;
                     self.accounted = 0;
-                    self.parser.insert(new_parser(&self.limits, self.open.then_some(self.root.as_str())))
+                    let parser = match self.open {
+                        true => spare::take(&self.root, token_limit(&self.limits))
+                            .unwrap_or_else(|| new_parser(&self.limits, Some(&self.root))),
+                        false => new_parser(&self.limits, None),
+                    };
+                    self.parser.insert(parser)
                 }
             };
             let before = data.len();
@@ -296,14 +306,65 @@ impl StreamReader {
     }
 }
 
+/// rxml reserves this much for its token scratchpad while it reads, so it is also the parser's memory floor: names
+/// and attribute values longer than this are refused (policy-violation); text is split into chunks and counted.
+fn token_limit(limits: &Limits) -> usize {
+    limits.max_stanza_bytes.min(MAX_TOKEN_BYTES)
+}
+
+/// Most parsers a thread keeps for reuse between stanzas.
+///
+/// A stream gives its parser up between stanzas, so that an idle stream holds none; making one for the next stanza
+/// would reserve rxml's token scratchpad again ([`MAX_TOKEN_BYTES`]). An allocation that large is slow in glibc's
+/// malloc and makes it merge its lists of small free chunks each time, which then slows every small allocation after
+/// it. A thread reads one stanza at a time and hands its parser back before the stanza is handled, so a few spares
+/// are enough for any number of streams.
+pub const SPARE_PARSERS: usize = 4;
+
+mod spare {
+    use std::cell::RefCell;
+
+    use rxml::RawParser;
+
+    /// A parser between stanzas, inside an open stream root: the same state as a new parser that has read `root`'s
+    /// start tag, with its buffers still allocated.
+    struct Spare {
+        root: Box<str>,
+        token_limit: usize,
+        parser: Box<RawParser>,
+    }
+
+    thread_local! {
+        static SPARES: RefCell<Vec<Spare>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub(super) fn put(root: &str, token_limit: usize, parser: Box<RawParser>) {
+        // (During thread teardown the list may be gone: the parser is then dropped.)
+        let _ = SPARES.try_with(|spares| {
+            let mut spares = spares.borrow_mut();
+            if spares.len() < super::SPARE_PARSERS {
+                spares.push(Spare { root: root.into(), token_limit, parser });
+            }
+        });
+    }
+
+    /// A spare parser inside a root written as `root` (its end tag must match it) with the same token limit.
+    pub(super) fn take(root: &str, token_limit: usize) -> Option<Box<RawParser>> {
+        SPARES
+            .try_with(|spares| {
+                let mut spares = spares.borrow_mut();
+                let at = spares.iter().rposition(|s| &*s.root == root && s.token_limit == token_limit)?;
+                Some(spares.swap_remove(at).parser)
+            })
+            .ok()
+            .flatten()
+    }
+}
+
 /// A parser; with `root`, one inside that (already open and resolved) stream root, to go on reading stanzas.
 fn new_parser(limits: &Limits, root: Option<&str>) -> Box<RawParser> {
-    // rxml reserves this much for its token scratchpad while it reads, so it is also the parser's memory floor: names
-    // and attribute values longer than this are refused (policy-violation); text is split into chunks and counted.
-    let mut parser = Box::new(RawParser::with_options(Options {
-        max_token_length: limits.max_stanza_bytes.min(MAX_TOKEN_BYTES),
-        ..Default::default()
-    }));
+    let mut parser =
+        Box::new(RawParser::with_options(Options { max_token_length: token_limit(limits), ..Default::default() }));
     // Text is reported as soon as it is read, so that a whitespace keepalive leaves no byte unaccounted for.
     parser.set_text_buffering(false);
     if let Some(root) = root {

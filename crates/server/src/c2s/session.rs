@@ -260,6 +260,11 @@ impl Session {
     /// Processes bytes from the socket.
     async fn input(&mut self, mut data: &[u8]) -> Result<(), StreamError> {
         while let Some(event) = self.reader.next(&mut data)? {
+            if data.is_empty() {
+                // All input so far has made events: the parser is free for other streams while this one's stanza
+                // is handled (which may wait for the store).
+                self.reader.release_buffers();
+            }
             if self.event(event).await? {
                 return Ok(());
             }
@@ -295,7 +300,7 @@ impl Session {
     /// One first-level element, in whatever phase the stream is.
     async fn element(&mut self, el: Element) -> Result<Flow, StreamError> {
         if self.jid.is_none() {
-            return self.negotiate(el).await;
+            return Box::pin(self.negotiate(el)).await;
         }
         if el.ns() == super::sm::NS {
             self.sm_element(&el)?;

@@ -79,21 +79,23 @@ pub async fn handle_client_stanza(s: &mut Session, kind: Kind, mut el: Element) 
     if kind == Kind::Presence && el.attr("type").is_none() {
         // XEP-0398 §4: every available presence (broadcast, directed, MUC joins) carries the avatar hash.
         if let Some(user) = s.user.clone() {
-            el = pep::avatar::stamp_presence(&s.ctx, &user, el).await;
+            el = Box::pin(pep::avatar::stamp_presence(&s.ctx, &user, el)).await;
         }
     }
     if let Target::Muc(room, nick) = target(&s.ctx, to.as_ref()) {
-        muc::from_client(s, el, room, nick).await;
+        Box::pin(muc::from_client(s, el, room, nick)).await;
         return Ok(());
     }
     if target(&s.ctx, to.as_ref()) == Target::Upload {
-        upload::from_client(s, el).await;
+        Box::pin(upload::from_client(s, el)).await;
         return Ok(());
     }
     match kind {
         Kind::Message => message::from_client(s, el, to.as_ref()).await,
-        Kind::Presence => presence::from_client(s, el, to.as_ref()).await,
-        Kind::Iq => iq::from_client(s, el, to.as_ref()).await,
+        // Boxed, each on its own: the session boxes this function's future for every stanza, and messages, the
+        // most frequent, then allocate only what the message path needs.
+        Kind::Presence => Box::pin(presence::from_client(s, el, to.as_ref())).await,
+        Kind::Iq => Box::pin(iq::from_client(s, el, to.as_ref())).await,
     }
     Ok(())
 }
