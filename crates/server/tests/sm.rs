@@ -291,3 +291,83 @@ async fn room_messages_kept_for_resumption_are_delivered_once() {
         assert_eq!(el.attr("to"), Some(jid.as_str()), "{}", el.to_xml());
     }
 }
+
+/// Sends `count` messages to bob and an `<r/>` in one write, then checks the `<a h/>` counts all of them and that
+/// another session finds all of them in the archive as soon as it arrives.
+async fn burst_then_request(max_pending_commits: usize, count: usize) {
+    let server = TestServer::start_with(|c| c.c2s.max_pending_commits = max_pending_commits).await;
+    let mut alice = server.login("alice").await;
+    let _bob = server.login("bob").await;
+    let mut reader = server.login_with("alice", Some("reader"), false).await;
+    alice.enable_sm(false).await;
+    let mut burst = String::new();
+    for i in 0..count {
+        burst.push_str(&format!("<message type='chat' to='{}'><body>m{i}</body></message>", bare("bob")));
+    }
+    burst.push_str(&format!("<r xmlns='{SM}'/>"));
+    alice.send(burst).await;
+    // The session reads on while the archive writes commit (c2s/durable.rs): the answer waits for all of them.
+    let a = alice.expect(|el| el.is("a", SM)).await;
+    assert_eq!(a.attr("h"), Some(count.to_string().as_str()), "{}", a.to_xml());
+    // Acknowledged means committed: a session with no writes of its own pending reads them all at once.
+    let (results, fin) = reader.mam("<set xmlns='http://jabber.org/protocol/rsm'><max>1000</max></set>").await;
+    assert_eq!(fin.attr("type"), Some("result"), "{}", fin.to_xml());
+    assert_eq!(results.len(), count, "archived when acknowledged");
+}
+
+#[tokio::test]
+async fn a_request_after_a_burst_is_answered_once_every_message_is_archived() {
+    burst_then_request(16, 100).await;
+}
+
+#[tokio::test]
+async fn with_one_pending_commit_allowed_a_burst_is_still_counted_and_archived() {
+    burst_then_request(1, 50).await;
+}
+
+#[tokio::test]
+async fn stanzas_between_messages_are_counted_in_order_and_an_iq_sees_the_messages_before_it() {
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    let mut bob = server.login("bob").await;
+    alice.enable_sm(false).await;
+    let to = bare("bob");
+    let mut burst = String::new();
+    for i in 0..10 {
+        burst.push_str(&format!("<message type='chat' to='{to}'><body>a{i}</body></message>"));
+        // Requests in the middle of the burst: each answered, in order, with what came before it.
+        burst.push_str(&format!("<r xmlns='{SM}'/>"));
+    }
+    // A MAM query right behind the messages (it waits for their archive writes) and one more request.
+    let rsm = "<set xmlns='http://jabber.org/protocol/rsm'><max>100</max></set>";
+    burst.push_str(&format!(
+        "<iq type='set' id='q1'><query xmlns='{}' queryid='q1'>{rsm}</query></iq><r xmlns='{SM}'/>",
+        common::MAM
+    ));
+    alice.send(burst).await;
+    let mut answers = Vec::new();
+    let mut archived = 0;
+    loop {
+        let el = alice.expect(|el| el.is("a", SM) || el.is("iq", ns::CLIENT) || el.is("message", ns::CLIENT)).await;
+        if el.is("a", SM) {
+            answers.push(el.attr("h").and_then(|h| h.parse::<u32>().ok()).expect("numeric h"));
+            if answers.len() == 11 {
+                break;
+            }
+        } else if el.is("iq", ns::CLIENT) {
+            assert_eq!(el.attr("type"), Some("result"), "{}", el.to_xml());
+        } else if el.child("result", common::MAM).is_some() {
+            archived += 1;
+        }
+    }
+    // The i-th request is answered once the i messages before it are counted (several may be counted at once),
+    // and before the query is handled; the last one counts the query too.
+    for (i, h) in answers[..10].iter().enumerate() {
+        assert!((i as u32 + 1..=10).contains(h), "answer {i} has h={h}: {answers:?}");
+    }
+    assert!(answers.windows(2).all(|w| w[0] <= w[1]), "{answers:?}");
+    assert_eq!(answers[10], 11, "{answers:?}");
+    assert_eq!(archived, 10, "the query saw every message sent before it");
+    let got = bodies(&bob.collect(QUIET).await);
+    assert_eq!(got, (0..10).map(|i| format!("a{i}")).collect::<Vec<_>>(), "delivered in order");
+}

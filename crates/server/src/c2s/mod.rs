@@ -2,6 +2,7 @@
 //! negotiates (STARTTLS, SASL, bind) and then hands stanzas to the modules.
 
 mod csi;
+mod durable;
 pub mod fast;
 pub mod framing;
 mod negotiation;

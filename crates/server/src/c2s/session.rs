@@ -82,6 +82,8 @@ pub struct Session {
     pub(super) replaced: bool,
     /// Offline messages arrived after our initial flush (see `Outbound::OfflineStored`).
     offline_pending: bool,
+    /// Archive writes of messages this session sent, still committing (`durable.rs`).
+    pub(super) commits: super::durable::Commits,
 }
 
 /// Runs one client connection to its end.
@@ -152,6 +154,7 @@ impl Session {
             takeover: None,
             replaced: false,
             offline_pending: false,
+            commits: Default::default(),
             csi: None,
             ctx,
         }
@@ -176,6 +179,7 @@ impl Session {
                 Read(Received),
                 Queue(Option<Outbound>),
                 Takeover(Option<Takeover>),
+                Committed(u32),
                 Timeout,
                 Shutdown,
             }
@@ -184,6 +188,7 @@ impl Session {
                 _ = self.ctx.shutdown.cancelled() => Wake::Shutdown,
                 o = recv(&mut self.rx) => Wake::Queue(o),
                 t = recv(&mut self.takeover) => Wake::Takeover(t),
+                n = self.commits.committed(), if !self.commits.is_empty() => Wake::Committed(n),
                 r = self.transport.receive() => Wake::Read(r),
                 _ = tokio::time::sleep_until(deadline) => Wake::Timeout,
             };
@@ -210,6 +215,7 @@ impl Session {
                 Wake::Queue(None) => self.rx = None,
                 Wake::Takeover(None) => self.takeover = None,
                 Wake::Takeover(Some(request)) => return End::TakenOver(request),
+                Wake::Committed(stanzas) => self.sm_count(stanzas),
                 Wake::Queue(Some(o)) => {
                     if let Err(e) = self.outbound(o) {
                         return End::Error(e);
@@ -303,6 +309,9 @@ impl Session {
             return Box::pin(self.negotiate(el)).await;
         }
         if el.ns() == super::sm::NS {
+            if el.name() == "enable" {
+                self.commits_settle().await;
+            }
             self.sm_element(&el)?;
             return Ok(Flow::Continue);
         }
@@ -312,6 +321,12 @@ impl Session {
         }
         match stanza::kind(&el) {
             Some(kind) => {
+                // Messages pipeline their archive writes; anything else may read them (durable.rs).
+                if kind == stanza::Kind::Message {
+                    self.commits_room().await;
+                } else {
+                    self.commits_settle().await;
+                }
                 modules::handle_client_stanza(self, kind, el).await?;
                 self.sm_handled();
                 Ok(Flow::Continue)
@@ -406,6 +421,8 @@ impl Session {
     }
 
     async fn finish(&mut self, end: End) {
+        // Before anything reads `h` (a resumption, the parked state) or the session is gone.
+        self.commits_settle().await;
         let mut held = Vec::new();
         let end = match end {
             End::Dropped if self.resumable() => {

@@ -1,8 +1,9 @@
 //! XEP-0198 Stream Management: stanza acknowledgements both ways and resumption of a session whose connection
 //! dropped.
 //!
-//! The inbound count `h` grows only after a stanza is fully handled (for a message to an offline account: after its
-//! offline copy is committed), so an `<a/>` from us always means durable. Outbound stanzas stay queued until the
+//! The inbound count `h` grows only after a stanza is fully handled, its archive and offline copies committed, and in
+//! the order stanzas came (a session reads on while a message's archive write commits: durable.rs), so an `<a/>`
+//! from us always means durable. Outbound stanzas stay queued until the
 //! client acknowledges them; if the session is not resumed in time, unacknowledged messages are routed again (to other
 //! resources or offline storage), never dropped.
 
@@ -108,7 +109,10 @@ impl Session {
             "r" => {
                 let h = self.sm.as_ref().map(|sm| sm.inbound);
                 match h {
-                    Some(h) => self.send(&Element::new("a", NS).with_attr("h", h.to_string())),
+                    Some(h) if self.commits.is_empty() => {
+                        self.send(&Element::new("a", NS).with_attr("h", h.to_string()))
+                    }
+                    Some(h) => self.sm_request_after_commits(h),
                     None => return Err(StreamError::new(StreamCondition::UnsupportedStanzaType)),
                 }
             }
@@ -148,10 +152,10 @@ impl Session {
         enabled
     }
 
-    /// Counts a stanza from the client as handled.
+    /// Counts a stanza from the client as handled: now, or after the archive writes still committing (durable.rs).
     pub(super) fn sm_handled(&mut self) {
-        if let Some(sm) = self.sm.as_mut() {
-            sm.inbound = sm.inbound.wrapping_add(1);
+        if self.sm.is_some() && !self.commits.count_after() {
+            self.sm_count(1);
         }
     }
 

@@ -14,6 +14,11 @@ pub const FIELD_DOCS: &[(&str, &str, &str)] = &[
     ("c2s", "ping_interval_secs", "Ping (XEP-0199) a bound client silent this long; 0 disables server pings."),
     ("c2s", "ping_timeout_secs", "Seconds to wait for any input after a ping before the connection counts as dead."),
     ("c2s", "outbound_queue", "Stanzas queued for one session before further stanzas to it are refused."),
+    (
+        "c2s",
+        "max_pending_commits",
+        "Messages of one session whose archive writes may be committing while it reads on; then it waits for the oldest.",
+    ),
     ("tls", "cert", "PEM certificate chain; empty: a self-signed certificate is generated in data_dir/tls."),
     ("tls", "key", "PEM private key matching `cert`."),
     (

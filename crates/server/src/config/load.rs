@@ -62,11 +62,12 @@ impl Config {
         if self.tls.cert.is_empty() != self.tls.key.is_empty() {
             return Err(invalid("tls.cert", "tls.cert and tls.key must be set together"));
         }
-        let positive: [(&'static str, u64); 22] = [
+        let positive: [(&'static str, u64); 23] = [
             ("c2s.max_connections", self.c2s.max_connections as u64),
             ("c2s.auth_timeout_secs", self.c2s.auth_timeout_secs),
             ("c2s.idle_timeout_secs", self.c2s.idle_timeout_secs),
             ("c2s.outbound_queue", self.c2s.outbound_queue as u64),
+            ("c2s.max_pending_commits", self.c2s.max_pending_commits as u64),
             ("limits.max_depth", self.limits.max_depth as u64),
             ("limits.max_resources_per_account", self.limits.max_resources_per_account as u64),
             ("auth.max_attempts_per_connection", self.auth.max_attempts_per_connection as u64),

@@ -48,6 +48,7 @@ pub struct C2s {
     pub ping_interval_secs: u64,
     pub ping_timeout_secs: u64,
     pub outbound_queue: usize,
+    pub max_pending_commits: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
@@ -187,6 +188,7 @@ impl Default for C2s {
             ping_interval_secs: 120,
             ping_timeout_secs: 30,
             outbound_queue: 256,
+            max_pending_commits: 16,
         }
     }
 }

@@ -1,8 +1,9 @@
 //! XEP-0313 Message Archive Management for accounts, with XEP-0359 stanza ids, XEP-0441 preferences, XEP-0059
 //! paging and XEP-0431 full-text search.
 //!
-//! Every archivable 1:1 message is written to the recipient's archive (and, once delivered, the sender's) before
-//! the sending session moves on: the archive is as durable as an acknowledgement.
+//! Every archivable 1:1 message is written to the recipient's archive (and the sender's) in one group commit, and the
+//! sending session counts the message as handled only once it is committed: the archive is as durable as an
+//! acknowledgement.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -134,21 +135,22 @@ fn entry(with: &str, outgoing: bool, el: &Element) -> ArchiveEntry {
     }
 }
 
-/// Commits prepared entries (a message's recipient and sender copies) in one store write. The entries move into
-/// the store's write at once: the future holds only that write, not a second copy of them (every delivered message
-/// allocates it).
+/// Commits prepared entries (a message's recipient and sender copies) in one store write; `None` when there is
+/// nothing to write. The future owns what it needs, so a session can keep it while it reads on (c2s/durable.rs),
+/// and the entries move into the store's write at once: it holds no second copy of them.
 pub fn write(
     ctx: &Context,
     writes: [Option<ArchiveWrite>; 2],
-) -> impl std::future::Future<Output = Result<(), StanzaError>> + '_ {
+) -> Option<impl std::future::Future<Output = Result<(), StanzaError>> + Send + 'static> {
     let rows: Vec<_> = writes.into_iter().flatten().map(|w| *w.0).collect();
-    async move {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let outcomes = ctx.store.archive_append_all(rows).await.map_err(store_failure)?;
-        outcomes.into_iter().collect::<Result<(), _>>().map_err(store_failure)
+    if rows.is_empty() {
+        return None;
     }
+    let store = ctx.store.clone();
+    Some(async move {
+        let outcomes = store.archive_append_all(rows).await.map_err(store_failure)?;
+        outcomes.into_iter().collect::<Result<(), _>>().map_err(store_failure)
+    })
 }
 
 pub async fn handle(s: &mut Session, iq: &Element) {

@@ -1,15 +1,16 @@
 //! RFC 6121 §8.5 message routing and XEP-0160 offline storage (with XEP-0203 delay stamps).
 //!
-//! A message is handed to the recipient's sessions at once; its archive copies and, for an account with no
-//! available resource, its offline copy are committed in one group-commit batch before the sender's session reads
-//! its next stanza, so an acknowledgement always covers durable data.
+//! A message is handed to the recipient's sessions at once. Its archive copies are committed in one group-commit
+//! batch while the sender's session reads on; the session counts the message as handled (XEP-0198) only once they
+//! are (c2s/durable.rs). For an account with no available resource the offline copy is committed before the
+//! session moves on. Either way an acknowledgement always covers durable data.
 
 use drupe_proto::delay::delay;
 use drupe_proto::error::{Condition, StanzaError};
 use drupe_proto::xml::Element;
 use drupe_proto::Jid;
 use drupe_store::OfflinePush;
-use futures_util::FutureExt as _;
+use futures_util::future::BoxFuture;
 
 use super::{blocking, carbons, mam, now_ms, store_failure, target, Target};
 use crate::c2s::Session;
@@ -46,17 +47,24 @@ pub async fn from_client(s: &mut Session, el: Element, to: Option<&Jid>) {
                     Err(e) => return s.send_error(&el, e),
                 }
             };
-            Box::pin(deliver_to_account(&s.ctx, to_user, resource, el.clone(), Fresh::Yes(outgoing))).await
+            Box::pin(deliver(&s.ctx, to_user, resource, el.clone(), Fresh::Yes(outgoing))).await
         }
         // Messages to the server itself (RFC 6120 §10.3.1 with a domain `to`): nothing handles them.
         None if addressee == Target::Server => Err(StanzaError::new(Condition::ServiceUnavailable)),
         None => Err(StanzaError::new(Condition::RemoteServerNotFound)),
     };
     match result {
-        Ok(()) => carbons::sent(&s.ctx, &user, &el, s.id),
+        Ok(None) => carbons::sent(&s.ctx, &user, &el, s.id),
+        Ok(Some(archived)) => {
+            carbons::sent(&s.ctx, &user, &el, s.id);
+            s.committing(archived).await;
+        }
         Err(e) => s.send_error(&el, e),
     }
 }
+
+/// A delivered message's archive write, still committing.
+pub type Committing = BoxFuture<'static, ()>;
 
 /// Whether a message is new (archive it, with the sender's copy if any) or routed again after its session ended.
 pub enum Fresh {
@@ -66,21 +74,35 @@ pub enum Fresh {
 
 /// Delivers a message to a local account per RFC 6121 §8.5.2-8.5.3, archiving it and storing it offline when
 /// needed. The recipient gets it at once; this returns after the archive and offline writes are committed (in one
-/// group-commit batch), so the sender's session acknowledges only durable messages. An error is the stanza error to
-/// bounce to the sender.
+/// group-commit batch). An error is the stanza error to bounce to the sender.
 pub async fn deliver_to_account(
+    ctx: &Context,
+    user: &str,
+    resource: Option<&str>,
+    el: Element,
+    fresh: Fresh,
+) -> Result<(), StanzaError> {
+    if let Some(archived) = deliver(ctx, user, resource, el, fresh).await? {
+        archived.await;
+    }
+    Ok(())
+}
+
+/// [`deliver_to_account`], but a delivered message's archive write comes back still committing, for the sender's
+/// session to keep while it reads on. An offline copy is committed before this returns.
+async fn deliver(
     ctx: &Context,
     user: &str,
     resource: Option<&str>,
     mut el: Element,
     fresh: Fresh,
-) -> Result<(), StanzaError> {
+) -> Result<Option<Committing>, StanzaError> {
     let kind = el.attr("type").unwrap_or("normal").to_owned();
     let handle = resource.and_then(|res| ctx.router.handle(user, res));
     if resource.is_some() && handle.is_none() {
         // No such resource (RFC 6121 §8.5.3.2.1).
         match kind.as_str() {
-            "error" => return Ok(()),
+            "error" => return Ok(None),
             "groupchat" => return Err(StanzaError::new(Condition::ServiceUnavailable)),
             _ => {}
         }
@@ -92,25 +114,27 @@ pub async fn deliver_to_account(
     if handle.is_none() && available.is_empty() && !Box::pin(exists(ctx, user)).await? {
         // The same answer whether or not the account exists (RFC 6121 §8.5.1, no enumeration).
         return match kind.as_str() {
-            "error" => Ok(()),
+            "error" => Ok(None),
             _ => Err(StanzaError::new(Condition::ServiceUnavailable)),
         };
     }
     match (kind.as_str(), &handle, available.is_empty()) {
         // A bound full JID gets whatever is addressed to it (RFC 6121 §8.5.3.1); groupchat to a bare JID does not.
         ("groupchat", None, _) => return Err(StanzaError::new(Condition::ServiceUnavailable)),
-        ("error" | "headline", None, true) => return Ok(()),
+        ("error" | "headline", None, true) => return Ok(None),
         _ => {}
     }
     let (incoming, outgoing) = match fresh {
         Fresh::Yes(outgoing) => (Box::pin(mam::prepare_incoming(ctx, user, &mut el)).await?, outgoing),
         Fresh::Rerouted => (None, None),
     };
-    let archived = mam::write(ctx, [incoming, outgoing]).map(|written| {
-        if let Err(e) = written {
-            // Delivered or stored all the same; only the history copy is missing.
-            tracing::warn!(condition = e.condition.as_str(), "message not archived");
-        }
+    let archived = mam::write(ctx, [incoming, outgoing]).map(|write| -> Committing {
+        Box::pin(async move {
+            if let Err(e) = write.await {
+                // Delivered or stored all the same; only the history copy is missing.
+                tracing::warn!(condition = e.condition.as_str(), "message not archived");
+            }
+        })
     });
     let mut delivered = Vec::new();
     let shared = std::sync::Arc::new(el);
@@ -130,8 +154,7 @@ pub async fn deliver_to_account(
     }
     if !delivered.is_empty() {
         carbons::received(ctx, user, &shared, &delivered);
-        archived.await;
-        return Ok(());
+        return Ok(archived);
     }
     if !available.is_empty() && !matches!(kind.as_str(), "chat" | "normal") {
         return Err(StanzaError::new(Condition::ResourceConstraint));
@@ -139,8 +162,13 @@ pub async fn deliver_to_account(
     let el = std::sync::Arc::unwrap_or_clone(shared);
     // Boxed: the offline write is the rare branch, and inline its future would more than double this one's, which
     // every delivered message allocates.
+    let archived = async {
+        if let Some(archived) = archived {
+            archived.await;
+        }
+    };
     let (_, stored) = Box::pin(async { tokio::join!(archived, store_offline(ctx, user, el)) }).await;
-    stored
+    stored.map(|()| None)
 }
 
 async fn exists(ctx: &Context, user: &str) -> Result<bool, StanzaError> {
