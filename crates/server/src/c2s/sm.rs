@@ -3,9 +3,9 @@
 //!
 //! The inbound count `h` grows only after a stanza is fully handled, its archive and offline copies committed, and in
 //! the order stanzas came (a session reads on while a message's archive write commits: durable.rs), so an `<a/>`
-//! from us always means durable. Outbound stanzas stay queued until the
-//! client acknowledges them; if the session is not resumed in time, unacknowledged messages are routed again (to other
-//! resources or offline storage), never dropped.
+//! from us always means durable. Outbound stanzas stay queued until the client acknowledges them; if the session is
+//! not resumed in time, unacknowledged messages are routed again (to other resources or offline storage), never
+//! dropped.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
