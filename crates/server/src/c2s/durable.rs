@@ -113,13 +113,15 @@ impl Session {
         }
     }
 
-    /// An `<r/>` while writes are pending: answered once `h` counts everything handled before it.
-    pub(super) fn sm_request_after_commits(&mut self, inbound: u32) {
-        let due = inbound.wrapping_add(self.commits.uncounted());
+    /// An `<r/>`: answered once `h` counts everything handled before it (at once when no write is pending).
+    pub(super) fn sm_request(&mut self) {
+        let Some(sm) = self.sm.as_ref() else { return };
+        let due = sm.inbound.wrapping_add(self.commits.uncounted());
         match self.commits.requests.back_mut() {
             Some((at, n)) if *at == due => *n = n.saturating_add(1),
             _ => self.commits.requests.push_back((due, 1)),
         }
+        self.sm_count(0);
     }
 
     /// Counts stanzas whose writes are committed, and answers the `<r/>` that waited for them.

@@ -107,14 +107,10 @@ impl Session {
                 self.send(&reply);
             }
             "r" => {
-                let h = self.sm.as_ref().map(|sm| sm.inbound);
-                match h {
-                    Some(h) if self.commits.is_empty() => {
-                        self.send(&Element::new("a", NS).with_attr("h", h.to_string()))
-                    }
-                    Some(h) => self.sm_request_after_commits(h),
-                    None => return Err(StreamError::new(StreamCondition::UnsupportedStanzaType)),
+                if self.sm.is_none() {
+                    return Err(StreamError::new(StreamCondition::UnsupportedStanzaType));
                 }
+                self.sm_request();
             }
             "a" => {
                 let h = parse_h(el).ok_or_else(|| StreamError::new(StreamCondition::InvalidXml))?;

@@ -54,10 +54,11 @@ pub async fn from_client(s: &mut Session, el: Element, to: Option<&Jid>) {
         None => Err(StanzaError::new(Condition::RemoteServerNotFound)),
     };
     match result {
-        Ok(None) => carbons::sent(&s.ctx, &user, &el, s.id),
-        Ok(Some(archived)) => {
+        Ok(archived) => {
             carbons::sent(&s.ctx, &user, &el, s.id);
-            s.committing(archived).await;
+            if let Some(archived) = archived {
+                s.committing(archived).await;
+            }
         }
         Err(e) => s.send_error(&el, e),
     }
