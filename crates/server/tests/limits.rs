@@ -56,6 +56,41 @@ async fn an_oversize_stanza_made_of_many_small_parts_is_a_policy_violation() {
 }
 
 #[tokio::test]
+async fn before_authentication_a_stanza_may_be_no_larger_than_the_unauthenticated_limit() {
+    // 20 KB of SASL is refused before login; the same 20 KB in a message is fine once logged in.
+    let server = TestServer::start().await;
+    let (mut conn, _) = server.unauthenticated().await;
+    let filler = "A".repeat(20_000);
+    conn.send_raw(format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{filler}</auth>")).await;
+    conn.expect_stream_error("policy-violation").await;
+
+    let mut alice = server.login("alice").await;
+    let mut bob = server.login("bob").await;
+    alice.say(&bob.jid, &filler).await;
+    bob.expect(|el| has_body(el, &filler)).await;
+}
+
+#[tokio::test]
+async fn many_children_under_a_long_namespace_before_starttls_are_refused() {
+    // The probe of issue 27: an 8,000-byte namespace and 60,000 empty children (248 KB) before STARTTLS.
+    let server = TestServer::start().await;
+    let mut conn = server.connect().await;
+    conn.open().await;
+    let mut stanza = format!("<message xmlns='urn:{}'>", "n".repeat(8000));
+    stanza.push_str(&"<a/>".repeat(60_000));
+    stanza.push_str("</message>");
+    // The server closes as soon as the limit is crossed: the rest of the write may fail.
+    let _ = conn.try_send_raw(stanza).await;
+    let error = conn.expect_stream_error("policy-violation").await;
+    // Refused for its size, before its end (not for arriving before STARTTLS).
+    assert!(error.to_xml().contains("stanza too large"), "{}", error.to_xml());
+    // Nobody else is affected.
+    let mut alice = server.login("alice").await;
+    let mut bob = server.login("bob").await;
+    chat_both_ways(&mut alice, &mut bob, "after the probe").await;
+}
+
+#[tokio::test]
 async fn dtds_processing_instructions_and_comments_are_restricted_xml() {
     let server = TestServer::start().await;
     let inputs = [

@@ -4,6 +4,7 @@
 //! than `xml:*` are not used by any XMPP core or IM extension and are dropped by the reader.
 
 use super::escape::{escape_attr, escape_text};
+use super::Namespace;
 use crate::ns::STREAMS as STREAMS_NS;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,7 +16,8 @@ pub enum Node {
 #[derive(Clone, Debug, Eq)]
 pub struct Element {
     name: String,
-    ns: String,
+    /// Shared with the other elements of its scope (see [`Namespace`]).
+    ns: Namespace,
     attrs: Vec<(String, String)>,
     children: Vec<Node>,
 }
@@ -32,7 +34,7 @@ impl PartialEq for Element {
 }
 
 impl Element {
-    pub fn new(name: impl Into<String>, ns: impl Into<String>) -> Element {
+    pub fn new(name: impl Into<String>, ns: impl Into<Namespace>) -> Element {
         Element { name: name.into(), ns: ns.into(), attrs: Vec::new(), children: Vec::new() }
     }
 
@@ -44,8 +46,13 @@ impl Element {
         &self.ns
     }
 
+    /// The namespace, to give another element without copying it.
+    pub fn namespace(&self) -> &Namespace {
+        &self.ns
+    }
+
     pub fn is(&self, name: &str, ns: &str) -> bool {
-        self.name == name && self.ns == ns
+        self.name == name && *self.ns == *ns
     }
 
     pub fn attr(&self, name: &str) -> Option<&str> {
@@ -150,12 +157,12 @@ impl Element {
     /// prefix that every stream header declares, as clients expect (RFC 6120 §4.8.5).
     pub fn write_to(&self, out: &mut Vec<u8>, parent_ns: &str) {
         out.push(b'<');
-        let prefixed = self.ns == STREAMS_NS;
+        let prefixed = *self.ns == *STREAMS_NS;
         if prefixed {
             out.extend_from_slice(b"stream:");
         }
         out.extend_from_slice(self.name.as_bytes());
-        if self.ns != parent_ns && !prefixed {
+        if *self.ns != *parent_ns && !prefixed {
             out.extend_from_slice(b" xmlns='");
             escape_attr(out, &self.ns);
             out.push(b'\'');

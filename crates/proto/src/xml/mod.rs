@@ -3,9 +3,11 @@
 
 mod element;
 mod escape;
-mod namespaces;
+mod namespace;
 mod reader;
+mod scopes;
 
 pub use element::{Element, Node};
 pub use escape::{escape_attr, escape_text};
-pub use reader::{Limits, StreamEvent, StreamHeader, StreamReader};
+pub use namespace::Namespace;
+pub use reader::{Limits, StreamEvent, StreamHeader, StreamReader, ATTRIBUTE_COST, ELEMENT_COST};

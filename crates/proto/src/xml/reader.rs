@@ -1,7 +1,7 @@
 //! Incremental XMPP stream reader: bytes in (split anywhere), [`StreamEvent`]s out.
 //!
 //! rxml's raw parser does the XML work and already refuses DTDs, entity declarations, processing instructions and
-//! comments (RFC 6120 §11.1); [`super::namespaces`] resolves names; this layer adds the stream structure (root
+//! comments (RFC 6120 §11.1); [`super::scopes`] resolves names; this layer adds the stream structure (root
 //! `<stream:stream>`, stanzas at depth 1) and the configured limits, and maps every failure to the RFC 6120 §4.9.3
 //! stream error condition to send before closing.
 
@@ -9,8 +9,8 @@ use rxml::error::EndOrError;
 use rxml::parser::Options;
 use rxml::{Parse, RawEvent, RawParser, WithOptions};
 
-use super::namespaces::{Scopes, StartTag};
-use super::Element;
+use super::scopes::{Scopes, StartTag};
+use super::{Element, Node};
 use crate::error::{StreamCondition, StreamError};
 use crate::ns;
 
@@ -20,7 +20,9 @@ pub const MAX_TOKEN_BYTES: usize = 8192;
 /// Limits enforced while reading; each is a config value of the server.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Largest stanza, in bytes of its serialized form as received.
+    /// Largest stanza: its bytes as received, plus what each element, attribute and text node costs in memory
+    /// beyond them ([`ELEMENT_COST`], [`ATTRIBUTE_COST`]), so that no shape of stanza holds much more memory than
+    /// this.
     pub max_stanza_bytes: usize,
     /// Deepest element nesting inside a stanza (the stanza element itself is depth 1).
     pub max_depth: usize,
@@ -80,6 +82,14 @@ pub struct StreamReader {
     header_bytes: usize,
 }
 
+/// What an element or text node costs in memory beyond its bytes on the wire, counted against
+/// [`Limits::max_stanza_bytes`]: its node in the parent's list and the allocation of its name. Without it, 60,000
+/// `<a/>` (240 KB) would hold 60,000 nodes of about 100 bytes each.
+pub const ELEMENT_COST: usize = std::mem::size_of::<Node>() + 32;
+
+/// What an attribute costs in memory beyond its bytes on the wire (its name and value strings).
+pub const ATTRIBUTE_COST: usize = 2 * std::mem::size_of::<String>() + 32;
+
 /// A stream header longer than this is refused (policy-violation).
 const MAX_HEADER_BYTES: usize = 4096;
 
@@ -99,6 +109,15 @@ impl StreamReader {
             stanza_bytes: 0,
             header_bytes: 0,
         }
+    }
+
+    /// Applies other limits from the next element on (e.g. the larger ones once the client has authenticated).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Starts a new XML document, as required after STARTTLS and SASL success (RFC 6120 §5.4.3.3, §6.4.6).
@@ -234,8 +253,8 @@ impl StreamReader {
                 if !self.open {
                     return self.stream_open(resolved).map(Some);
                 }
-                self.count(m.len())?;
-                let mut el = Element::new(resolved.local.as_str(), &resolved.namespace);
+                self.count(m.len() + ELEMENT_COST + resolved.attrs.len() * ATTRIBUTE_COST)?;
+                let mut el = Element::new(resolved.local.as_str(), resolved.namespace);
                 for (name, value) in &resolved.attrs {
                     el.set_attr(name, value);
                 }
@@ -262,8 +281,9 @@ impl StreamReader {
             }
             RawEvent::Text(m, text) => match self.stack.last_mut() {
                 Some(top) => {
+                    let new_node = !matches!(top.nodes().last(), Some(Node::Text(_)));
                     top.append_text(text.as_str());
-                    self.count(m.len())?;
+                    self.count(m.len() + if new_node { ELEMENT_COST } else { 0 })?;
                 }
                 None if text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) => {
                     return Ok(Some(StreamEvent::Whitespace))
@@ -275,14 +295,15 @@ impl StreamReader {
     }
 
     /// The root element's start tag: the stream header (RFC 6120 §4.7).
-    fn stream_open(&mut self, root: super::namespaces::Resolved) -> Result<StreamEvent, StreamError> {
+    fn stream_open(&mut self, root: super::scopes::Resolved) -> Result<StreamEvent, StreamError> {
         if root.namespace != ns::STREAMS {
             return Err(StreamError::new(StreamCondition::InvalidNamespace));
         }
         if root.local.as_str() != "stream" {
             return Err(StreamError::new(StreamCondition::NotWellFormed));
         }
-        let mut header = StreamHeader { content_ns: root.declared_default, ..StreamHeader::default() };
+        let mut header =
+            StreamHeader { content_ns: root.declared_default.map(|ns| ns.to_string()), ..StreamHeader::default() };
         for (name, value) in root.attrs {
             let slot = match name.as_str() {
                 "to" => &mut header.to,

@@ -166,9 +166,7 @@ impl Session {
                     let Some(user) = normalize_username(&username, self.ctx.domain()) else {
                         return self.sasl_failure(exchange.profile, SaslError::NotAuthorized, true).await;
                     };
-                    self.ctx.throttle.success(self.peer.ip());
-                    tracing::info!(user = %user, "authenticated");
-                    self.user = Some(user);
+                    self.authenticated(user, "SASL");
                     return self.sasl_success(exchange.profile, additional_data).await;
                 }
                 Err(e) => {
@@ -177,6 +175,14 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// The client proved to be `user`: what it sends from now on is read with the limits of a logged-in client.
+    fn authenticated(&mut self, user: String, how: &str) {
+        self.ctx.throttle.success(self.peer.ip());
+        tracing::info!(user = %user, how, "authenticated");
+        self.user = Some(user);
+        self.reader.set_limits(self.ctx.config.limits.reader(true));
     }
 
     /// XEP-0484: one HMAC instead of a SASL exchange.
@@ -188,9 +194,7 @@ impl Session {
         let data = initial.and_then(|t| B64.decode(t.trim()).ok()).unwrap_or_default();
         match super::fast::verify(&self.ctx, &data, inline.user_agent_id.as_deref()).await.map_err(internal)? {
             Some((user, answer, rotate)) => {
-                self.ctx.throttle.success(self.peer.ip());
-                tracing::info!(user = %user, "authenticated with a FAST token");
-                self.user = Some(user);
+                self.authenticated(user, "a FAST token");
                 inline.rotate_token = rotate;
                 self.sasl_success(Profile::Sasl2(inline), Some(answer)).await
             }

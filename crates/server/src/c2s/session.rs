@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use drupe_proto::error::{StanzaError, StreamCondition, StreamError};
 use drupe_proto::stanza;
-use drupe_proto::xml::{Element, Limits, StreamEvent, StreamReader};
+use drupe_proto::xml::{Element, StreamEvent, StreamReader};
 use drupe_proto::{ns, FullJid};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -58,6 +58,8 @@ pub struct Session {
     /// A SASL exchange waiting for the client's next response (boxed: every idle session would carry it inline).
     pub(super) sasl: Option<Box<super::sasl::Exchange>>,
     pub(super) auth_failures: u32,
+    /// Bytes written before authentication (`c2s.max_unauthenticated_output_bytes`).
+    unauthenticated_output: u32,
     pub(super) rx: Option<crate::queue::Receiver<Outbound>>,
     pub(super) closing: bool,
     /// The account, once authenticated.
@@ -124,11 +126,8 @@ async fn serve(ctx: Arc<Context>, id: u64, peer: SocketAddr, transport: Transpor
 
 impl Session {
     fn new(ctx: Arc<Context>, id: u64, peer: SocketAddr, transport: Transport) -> Session {
-        let l = &ctx.config.limits;
-        let limits =
-            Limits { max_stanza_bytes: l.max_stanza_bytes, max_depth: l.max_depth, max_attributes: l.max_attributes };
         let framed = transport.is_framed();
-        let mut reader = StreamReader::new(limits);
+        let mut reader = StreamReader::new(ctx.config.limits.reader(false));
         if framed {
             super::framing::prepare_reader(&mut reader);
         }
@@ -141,6 +140,7 @@ impl Session {
             header_sent: false,
             sasl: None,
             auth_failures: 0,
+            unauthenticated_output: 0,
             rx: None,
             closing: false,
             user: None,
@@ -161,6 +161,7 @@ impl Session {
     }
 
     async fn drive(&mut self) -> End {
+        let ctx = self.ctx.clone();
         let auth_deadline = Instant::now() + Duration::from_secs(self.ctx.config.c2s.auth_timeout_secs);
         let idle = Duration::from_secs(self.ctx.config.c2s.idle_timeout_secs);
         let ping_interval = Duration::from_secs(self.ctx.config.c2s.ping_interval_secs);
@@ -254,7 +255,19 @@ impl Session {
                 return End::Error(e);
             }
             self.sm_request_if_due();
-            if self.flush().await.is_err() {
+            // A write that waits (the client reads slowly or not at all) still ends at shutdown, and before login
+            // at the login deadline: the session then ends as a lost connection, and what it held is rerouted.
+            let unauthenticated = self.jid.is_none();
+            let flushed = tokio::select! {
+                biased;
+                r = self.flush() => r,
+                _ = ctx.shutdown.cancelled() => Err(std::io::Error::other("shutdown while writing")),
+                _ = tokio::time::sleep_until(auth_deadline), if unauthenticated => {
+                    Err(std::io::Error::other("login deadline while writing"))
+                }
+            };
+            if let Err(e) = flushed {
+                tracing::debug!(error = %e, "write failed");
                 return End::Dropped;
             }
             if self.closing {
@@ -386,11 +399,23 @@ impl Session {
         }
     }
 
+    /// Writes what is queued; a client that reads none of it for `c2s.write_timeout_secs` fails the write.
     pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
         if self.out.is_empty() {
             return Ok(());
         }
-        let r = self.transport.send(&self.out).await;
+        if self.user.is_none() {
+            // Before authentication a client gets a few KiB (header, features, SASL): one that keeps asking for
+            // more (e.g. a flood of `<abort/>`s it never reads the answers to) is not worth serving.
+            let len = u32::try_from(self.out.bytes().len()).unwrap_or(u32::MAX);
+            self.unauthenticated_output = self.unauthenticated_output.saturating_add(len);
+            if self.unauthenticated_output as usize > self.ctx.config.c2s.max_unauthenticated_output_bytes {
+                self.out.clear();
+                return Err(std::io::Error::other("c2s.max_unauthenticated_output_bytes reached"));
+            }
+        }
+        let stall = Duration::from_secs(self.ctx.config.c2s.write_timeout_secs);
+        let r = self.transport.send(&self.out, stall).await;
         self.out.clear();
         r
     }

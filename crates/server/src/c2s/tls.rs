@@ -74,6 +74,9 @@ enum Stop {
     PeerClosed,
 }
 
+/// How long close_notify may wait for the peer to take it (the caller bounds the whole close as well).
+const SHUTDOWN_STALL: Duration = Duration::from_secs(2);
+
 impl TlsStream {
     /// Runs the server side of the TLS handshake on `tcp`, giving up after `timeout`.
     pub async fn accept(tcp: TcpStream, config: Arc<ServerConfig>, timeout: Duration) -> io::Result<TlsStream> {
@@ -98,7 +101,8 @@ impl TlsStream {
                 Err(e) => return Err(self.fail(e)),
             };
             // The server's flight (and, in TLS 1.3, its session tickets) goes out before we wait for the client.
-            self.flush().await?;
+            // (The handshake as a whole has its own deadline.)
+            self.flush(Duration::MAX).await?;
             match stop {
                 Stop::Traffic => break,
                 Stop::PeerClosed => return Err(io::ErrorKind::UnexpectedEof.into()),
@@ -189,7 +193,9 @@ impl TlsStream {
     }
 
     /// Encrypts and writes all of `data`.
-    pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+    /// Encrypts `data` and writes it; fails with `TimedOut` when the peer takes no byte for `stall`. Cancel-safe:
+    /// what was not written yet stays queued, in order, for the next write.
+    pub async fn write_all(&mut self, data: &[u8], stall: Duration) -> io::Result<()> {
         self.with_traffic(|w, out| {
             let start = out.len();
             let estimate = data.len() + (data.len() / MAX_FRAGMENT + 1) * RECORD_OVERHEAD;
@@ -203,7 +209,7 @@ impl TlsStream {
             };
             keep_written(out, start, written)
         })?;
-        self.flush().await
+        self.flush(stall).await
     }
 
     /// Sends close_notify and shuts the TCP write side.
@@ -214,7 +220,7 @@ impl TlsStream {
             let written = w.queue_close_notify(&mut out[start..]);
             keep_written(out, start, written)
         })?;
-        self.flush().await?;
+        self.flush(SHUTDOWN_STALL).await?;
         self.tcp.shutdown().await
     }
 
@@ -267,14 +273,18 @@ impl TlsStream {
         }
     }
 
-    /// Writes `outgoing` to the socket, then frees it. Cancel-safe: what was written is removed as it goes.
-    async fn flush(&mut self) -> io::Result<()> {
+    /// Writes `outgoing` to the socket, then frees it; fails with `TimedOut` when the socket takes no byte for
+    /// `stall`. Cancel-safe: what was written is removed as it goes.
+    async fn flush(&mut self, stall: Duration) -> io::Result<()> {
         loop {
             self.write_some()?;
             if self.outgoing.is_empty() {
                 return Ok(());
             }
-            self.tcp.writable().await?;
+            match tokio::time::timeout(stall, self.tcp.writable()).await {
+                Ok(ready) => ready?,
+                Err(_) => return Err(super::transport::stalled()),
+            }
         }
     }
 
@@ -484,7 +494,7 @@ mod tests {
         assert!(received == expected, "bytes lost, duplicated or reordered");
         assert!(cancelled > 0, "the timer never won: the test did not exercise cancellation");
         assert!(tls.incoming.capacity() == 0 && tls.outgoing.capacity() == 0, "a buffer outlived its record");
-        tls.write_all(&received).await.expect("echo");
+        tls.write_all(&received, Duration::from_secs(5)).await.expect("echo");
         assert_eq!(tls.outgoing.capacity(), 0, "the write buffer was kept");
         assert!(tls.receive().await.expect("close_notify").is_empty(), "close_notify is EOF");
         client.await.expect("client");

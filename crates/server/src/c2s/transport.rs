@@ -4,6 +4,7 @@
 //! [`Output`] over to be written.
 
 use std::io;
+use std::time::Duration;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use drupe_proto::error::{StreamCondition, StreamError};
@@ -93,23 +94,33 @@ impl Transport {
         }
     }
 
-    /// Writes everything in `out` (it is not cleared here).
-    pub async fn send(&mut self, out: &Output) -> io::Result<()> {
+    /// Writes everything in `out` (it is not cleared here). A peer that takes no byte for `stall` fails the write
+    /// with `TimedOut` (`c2s.write_timeout_secs`): a client that stops reading cannot hold its session's task.
+    pub async fn send(&mut self, out: &Output, stall: Duration) -> io::Result<()> {
         match self {
             Transport::Plain(s) => {
-                s.write_all(out.bytes()).await?;
-                s.flush().await
+                let mut data = out.bytes();
+                while !data.is_empty() {
+                    match tokio::time::timeout(stall, s.write(data)).await {
+                        Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(Ok(n)) => data = &data[n..],
+                        Ok(Err(e)) => return Err(e),
+                        Err(_) => return Err(stalled()),
+                    }
+                }
+                Ok(())
             }
-            Transport::Tls(s) => s.write_all(out.bytes()).await,
+            Transport::Tls(s) => s.write_all(out.bytes(), stall).await,
             Transport::Upgrading => Err(io::Error::new(io::ErrorKind::NotConnected, "transport is being upgraded")),
             Transport::WebSocket { socket, .. } => {
                 let socket = socket.get_mut();
                 for (frame, _) in out.frames() {
                     // Output is built from strings and ASCII markup only.
                     let text = String::from_utf8_lossy(frame).into_owned();
-                    socket.feed(Message::Text(text.into())).await.map_err(io::Error::other)?;
+                    let fed = tokio::time::timeout(stall, socket.feed(Message::Text(text.into())));
+                    fed.await.map_err(|_| stalled())?.map_err(io::Error::other)?;
                 }
-                socket.flush().await.map_err(io::Error::other)
+                tokio::time::timeout(stall, socket.flush()).await.map_err(|_| stalled())?.map_err(io::Error::other)
             }
             Transport::Bosh(link) => link.deliver(out),
         }
@@ -126,6 +137,11 @@ impl Transport {
             Transport::Bosh(link) => link.terminate(),
         }
     }
+}
+
+/// A write that made no progress within its deadline.
+pub(super) fn stalled() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "the peer has not read for c2s.write_timeout_secs")
 }
 
 fn bytes(r: io::Result<Vec<u8>>) -> Received {

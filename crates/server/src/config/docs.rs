@@ -19,6 +19,16 @@ pub const FIELD_DOCS: &[(&str, &str, &str)] = &[
         "max_pending_commits",
         "Messages of one session whose archive writes may be committing while it reads on; then it waits for the oldest.",
     ),
+    (
+        "c2s",
+        "write_timeout_secs",
+        "A client that reads none of what is written to it for this long is dropped (as a lost connection).",
+    ),
+    (
+        "c2s",
+        "max_unauthenticated_output_bytes",
+        "Most bytes written to a connection before it authenticates; a client that asks for more is dropped.",
+    ),
     ("tls", "cert", "PEM certificate chain; empty: a self-signed certificate is generated in data_dir/tls."),
     ("tls", "key", "PEM private key matching `cert`."),
     (
@@ -48,7 +58,12 @@ pub const FIELD_DOCS: &[(&str, &str, &str)] = &[
     (
         "limits",
         "max_stanza_bytes",
-        "Largest stanza accepted, in bytes; larger ones close the stream (policy-violation).",
+        "Largest stanza accepted: its bytes plus 128 per element and 80 per attribute (memory); larger: policy-violation.",
+    ),
+    (
+        "limits",
+        "max_unauthenticated_stanza_bytes",
+        "The same limit before the client has authenticated (SASL needs a few KiB at most).",
     ),
     ("limits", "max_depth", "Deepest element nesting inside a stanza."),
     ("limits", "max_attributes", "Most attributes on one element."),

@@ -62,7 +62,9 @@ impl Config {
         if self.tls.cert.is_empty() != self.tls.key.is_empty() {
             return Err(invalid("tls.cert", "tls.cert and tls.key must be set together"));
         }
-        let positive: [(&'static str, u64); 23] = [
+        let positive: [(&'static str, u64); 25] = [
+            ("c2s.write_timeout_secs", self.c2s.write_timeout_secs),
+            ("c2s.max_unauthenticated_output_bytes", self.c2s.max_unauthenticated_output_bytes as u64),
             ("c2s.max_connections", self.c2s.max_connections as u64),
             ("c2s.auth_timeout_secs", self.c2s.auth_timeout_secs),
             ("c2s.idle_timeout_secs", self.c2s.idle_timeout_secs),
@@ -102,6 +104,9 @@ impl Config {
         }
         if self.limits.max_stanza_bytes < 1024 {
             return Err(invalid("limits.max_stanza_bytes", "must be at least 1024"));
+        }
+        if self.limits.max_unauthenticated_stanza_bytes < 1024 {
+            return Err(invalid("limits.max_unauthenticated_stanza_bytes", "must be at least 1024"));
         }
         self.validate_upload_turn()?;
         if self.auth.scram_iterations < 4096 {

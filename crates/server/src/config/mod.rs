@@ -49,6 +49,8 @@ pub struct C2s {
     pub ping_timeout_secs: u64,
     pub outbound_queue: usize,
     pub max_pending_commits: usize,
+    pub write_timeout_secs: u64,
+    pub max_unauthenticated_output_bytes: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
@@ -77,6 +79,7 @@ pub struct Http {
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     pub max_stanza_bytes: usize,
+    pub max_unauthenticated_stanza_bytes: usize,
     pub max_depth: usize,
     pub max_attributes: usize,
     pub max_offline_messages: u32,
@@ -189,6 +192,8 @@ impl Default for C2s {
             ping_timeout_secs: 30,
             outbound_queue: 256,
             max_pending_commits: 16,
+            write_timeout_secs: 30,
+            max_unauthenticated_output_bytes: 64 * 1024,
         }
     }
 }
@@ -212,12 +217,25 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_stanza_bytes: 256 * 1024,
+            max_unauthenticated_stanza_bytes: 16 * 1024,
             max_depth: 32,
             max_attributes: 64,
             max_offline_messages: 1000,
             max_resources_per_account: 16,
             csi_max_buffered: 100,
         }
+    }
+}
+
+impl Limits {
+    /// The stream reader's limits: before authentication a stanza may be no larger than
+    /// `max_unauthenticated_stanza_bytes`, so that an anonymous connection holds little memory.
+    pub fn reader(&self, authenticated: bool) -> drupe_proto::xml::Limits {
+        let max_stanza_bytes = match authenticated {
+            true => self.max_stanza_bytes,
+            false => self.max_unauthenticated_stanza_bytes.min(self.max_stanza_bytes),
+        };
+        drupe_proto::xml::Limits { max_stanza_bytes, max_depth: self.max_depth, max_attributes: self.max_attributes }
     }
 }
 

@@ -17,7 +17,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
-use drupe_proto::xml::{Limits, StreamEvent};
+use drupe_proto::xml::StreamEvent;
 use tokio::sync::{mpsc, oneshot};
 
 pub use link::{Link, Registry};
@@ -73,8 +73,7 @@ async fn request(
     data: Bytes,
 ) -> Response {
     let l = &http.ctx.config.limits;
-    let limits =
-        Limits { max_stanza_bytes: l.max_stanza_bytes, max_depth: l.max_depth, max_attributes: l.max_attributes };
+    let limits = l.reader(true);
     if data.len() > l.max_stanza_bytes {
         return xml(body::terminate("policy-violation"));
     }

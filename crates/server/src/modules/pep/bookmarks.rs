@@ -44,7 +44,7 @@ async fn current(ctx: &Context, owner: &str) -> Result<Vec<(String, Element)>, F
         .collect())
 }
 
-fn text_child(from: &Element, name: &str, ns: &str, to_ns: &str) -> Option<Element> {
+fn text_child(from: &Element, name: &str, ns: &str, to_ns: &'static str) -> Option<Element> {
     from.child(name, ns).map(|c| Element::new(name, to_ns).with_text(c.text()))
 }
 

@@ -15,7 +15,7 @@ use crate::modules::blocking;
 use crate::router::{Outbound, Prepared};
 
 /// `<item id publisher>payload</item>` in `ns` (the event or the pubsub namespace).
-pub fn item_element(item: &PubsubItem, ns: &str) -> Element {
+pub fn item_element(item: &PubsubItem, ns: &'static str) -> Element {
     let mut el = Element::new("item", ns).with_attr("id", item.id.as_str());
     if let Some(payload) = Element::parse(&item.payload) {
         el.push(payload);

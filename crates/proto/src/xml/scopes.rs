@@ -6,6 +6,7 @@
 
 use rxml::NcName;
 
+use super::Namespace;
 use crate::error::{StreamCondition, StreamError};
 use crate::ns;
 
@@ -13,9 +14,9 @@ use crate::ns;
 #[derive(Debug, Default)]
 struct Frame {
     /// `xmlns='…'` on this element; `Some("")` undeclares the default namespace (Namespaces in XML 1.0 §6.2).
-    default: Option<String>,
+    default: Option<Namespace>,
     /// `xmlns:prefix='…'` on this element, in document order.
-    prefixes: Vec<(NcName, String)>,
+    prefixes: Vec<(NcName, Namespace)>,
 }
 
 /// An element's start tag as written, collected attribute by attribute until its `>`.
@@ -29,12 +30,13 @@ pub(super) struct StartTag {
 
 /// A start tag with its names resolved.
 pub(super) struct Resolved {
-    pub namespace: String,
+    /// Shared with the declaration it resolved to: the elements in its scope hold one copy between them.
+    pub namespace: Namespace,
     pub local: NcName,
     /// Attributes in no namespace by local name; `xml:`-namespaced ones as `xml:name`; others are dropped.
     pub attrs: Vec<(String, String)>,
     /// The default namespace this element declared itself, if any.
-    pub declared_default: Option<String>,
+    pub declared_default: Option<Namespace>,
 }
 
 impl StartTag {
@@ -60,10 +62,10 @@ impl StartTag {
                 if self.frame.prefixes.iter().any(|(declared, _)| *declared == local) {
                     return Err(duplicate());
                 }
-                self.frame.prefixes.push((local, value));
+                self.frame.prefixes.push((local, Namespace::intern(value)));
             }
             None if local.as_str() == "xmlns" => {
-                if self.frame.default.replace(value).is_some() {
+                if self.frame.default.replace(Namespace::intern(value)).is_some() {
                     return Err(duplicate());
                 }
             }
@@ -85,13 +87,13 @@ impl Scopes {
         let StartTag { prefix, local, frame, attrs } = tag;
         let declared_default = frame.default.clone();
         self.frames.push(frame);
-        let namespace = self.lookup(prefix.as_ref())?.to_owned();
+        let namespace = self.lookup(prefix.as_ref())?.clone();
         let mut resolved: Vec<(Option<&str>, &str, &str)> = Vec::with_capacity(attrs.len());
         for (prefix, local, value) in &attrs {
             // Unprefixed attributes are in no namespace, whatever the default (Namespaces in XML 1.0 §6.2).
             let ns = match prefix {
                 None => None,
-                Some(p) => Some(self.lookup(Some(p))?),
+                Some(p) => Some(self.lookup(Some(p))?.as_str()),
             };
             // Unique Att Spec (XML 1.0 §3.1) and Attributes Unique (Namespaces in XML 1.0 §6.3).
             if resolved.iter().any(|(n, l, _)| *n == ns && *l == local.as_str()) {
@@ -123,15 +125,17 @@ impl Scopes {
         }
     }
 
-    fn lookup(&self, prefix: Option<&NcName>) -> Result<&str, StreamError> {
+    fn lookup(&self, prefix: Option<&NcName>) -> Result<&Namespace, StreamError> {
+        static NONE: Namespace = Namespace::EMPTY;
+        static XML: Namespace = Namespace::XML;
         match prefix {
-            None => Ok(self.frames.iter().rev().find_map(|f| f.default.as_deref()).unwrap_or("")),
-            Some(p) if p.as_str() == "xml" => Ok(ns::XML),
+            None => Ok(self.frames.iter().rev().find_map(|f| f.default.as_ref()).unwrap_or(&NONE)),
+            Some(p) if p.as_str() == "xml" => Ok(&XML),
             Some(p) => self
                 .frames
                 .iter()
                 .rev()
-                .find_map(|f| f.prefixes.iter().find(|(declared, _)| declared == p).map(|(_, uri)| uri.as_str()))
+                .find_map(|f| f.prefixes.iter().find(|(declared, _)| declared == p).map(|(_, uri)| uri))
                 // Namespace constraint: Prefix Declared (Namespaces in XML 1.0 §5).
                 .ok_or_else(|| {
                     StreamError::new(StreamCondition::NotWellFormed).with_text("undeclared namespace prefix")
