@@ -12,6 +12,7 @@ use drupe_proto::xml::Element;
 
 use super::negotiation::{internal, normalize_username};
 use super::session::{Flow, Session};
+use crate::auth::Admission;
 use crate::context::random_token;
 use crate::modules::carbons;
 
@@ -44,6 +45,18 @@ pub struct Inline {
 pub struct Exchange {
     server: SaslServer,
     profile: Profile,
+    /// The account the client named, once it has (the throttle counts failures per account too).
+    account: Option<String>,
+}
+
+/// How a SASL failure counts toward slowing down password guessing (`auth.rs`).
+enum Guess {
+    /// Not a guess (an abort, an unknown mechanism, ...).
+    No,
+    /// A wrong credential, for the account named if any: delayed, and counted per address and per account.
+    Wrong(Option<String>),
+    /// Refused before verification: counts toward the connection's attempts only.
+    Refused,
 }
 
 /// `<authentication/>` for the stream features: the SASL2 mechanisms and what may be done inline.
@@ -98,11 +111,11 @@ impl Session {
             }
             (_, "response") => match self.sasl.take() {
                 Some(exchange) => self.sasl_input(*exchange, &el.text()).await,
-                None => self.sasl_failure(profile_of(&el), SaslError::MalformedRequest, false).await,
+                None => self.sasl_failure(profile_of(&el), SaslError::MalformedRequest, Guess::No).await,
             },
             (_, "abort") => {
                 self.sasl = None;
-                self.sasl_failure(profile_of(&el), SaslError::Aborted, false).await
+                self.sasl_failure(profile_of(&el), SaslError::Aborted, Guess::No).await
             }
             _ => Err(StreamError::new(StreamCondition::UnsupportedStanzaType)),
         }
@@ -116,7 +129,15 @@ impl Session {
     ) -> Result<Flow, StreamError> {
         let tls = self.transport.is_tls();
         if self.tls_required_and_missing() {
-            return self.sasl_failure(profile, SaslError::EncryptionRequired, false).await;
+            return self.sasl_failure(profile, SaslError::EncryptionRequired, Guess::No).await;
+        }
+        // An address whose recent failures are not paid for yet is not verified at all (`auth.rs`).
+        match self.ctx.throttle.admit(self.peer.ip(), std::time::Instant::now()) {
+            Admission::Refused => {
+                return self.sasl_failure(profile, SaslError::TemporaryAuthFailure, Guess::Refused).await
+            }
+            Admission::After(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
+            Admission::After(_) => {}
         }
         if mechanism == Some(ht::MECHANISM) && tls && self.ctx.config.auth.fast_token_days > 0 {
             if let Profile::Sasl2(inline) = profile {
@@ -125,11 +146,11 @@ impl Session {
         }
         let mechanism = mechanism.and_then(Mechanism::from_name).filter(|m| Mechanism::offered(tls).contains(m));
         let Some(mechanism) = mechanism else {
-            return self.sasl_failure(profile, SaslError::InvalidMechanism, false).await;
+            return self.sasl_failure(profile, SaslError::InvalidMechanism, Guess::No).await;
         };
         let server = SaslServer::new(mechanism, self.ctx.domain(), random_token(24), self.ctx.fake_salt_secret, tls)
             .with_fake_iterations(self.ctx.config.auth.scram_iterations);
-        let exchange = Exchange { server, profile };
+        let exchange = Exchange { server, profile, account: None };
         match initial {
             Some(text) => self.sasl_input(exchange, &text).await,
             None => {
@@ -145,16 +166,18 @@ impl Session {
         let text = text.trim();
         let data = if text == "=" { Ok(Vec::new()) } else { B64.decode(text) };
         let Ok(data) = data else {
-            return self.sasl_failure(exchange.profile, SaslError::IncorrectEncoding, true).await;
+            return self.sasl_failure(exchange.profile, SaslError::IncorrectEncoding, Guess::Wrong(None)).await;
         };
         let mut step = exchange.server.step(&data);
         loop {
             match step {
                 Ok(Step::NeedCredentials { username }) => {
-                    let creds = match normalize_username(&username, self.ctx.domain()) {
-                        Some(user) => self.ctx.store.account_credentials(&user).await.map_err(internal)?,
+                    let user = normalize_username(&username, self.ctx.domain());
+                    let creds = match &user {
+                        Some(user) => self.ctx.store.account_credentials(user).await.map_err(internal)?,
                         None => None,
                     };
+                    exchange.account = user;
                     step = exchange.server.provide_credentials(creds.as_ref());
                 }
                 Ok(Step::Challenge(challenge)) => {
@@ -164,14 +187,15 @@ impl Session {
                 }
                 Ok(Step::Success { username, additional_data }) => {
                     let Some(user) = normalize_username(&username, self.ctx.domain()) else {
-                        return self.sasl_failure(exchange.profile, SaslError::NotAuthorized, true).await;
+                        return self.sasl_failure(exchange.profile, SaslError::NotAuthorized, Guess::Wrong(None)).await;
                     };
                     self.authenticated(user, "SASL");
                     return self.sasl_success(exchange.profile, additional_data).await;
                 }
                 Err(e) => {
                     let counts = matches!(e, SaslError::NotAuthorized | SaslError::InvalidAuthzid);
-                    return self.sasl_failure(exchange.profile, e, counts).await;
+                    let guess = if counts { Guess::Wrong(exchange.account.take()) } else { Guess::No };
+                    return self.sasl_failure(exchange.profile, e, guess).await;
                 }
             }
         }
@@ -179,7 +203,7 @@ impl Session {
 
     /// The client proved to be `user`: what it sends from now on is read with the limits of a logged-in client.
     fn authenticated(&mut self, user: String, how: &str) {
-        self.ctx.throttle.success(self.peer.ip());
+        self.ctx.throttle.success(&user);
         tracing::info!(user = %user, how, "authenticated");
         self.user = Some(user);
         self.reader.set_limits(self.ctx.config.limits.reader(true));
@@ -198,7 +222,7 @@ impl Session {
                 inline.rotate_token = rotate;
                 self.sasl_success(Profile::Sasl2(inline), Some(answer)).await
             }
-            None => self.sasl_failure(Profile::Sasl2(inline), SaslError::NotAuthorized, true).await,
+            None => self.sasl_failure(Profile::Sasl2(inline), SaslError::NotAuthorized, Guess::Wrong(None)).await,
         }
     }
 
@@ -313,15 +337,30 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    /// Sends `<failure/>`; a failure that counts as a wrong credential is delayed (growing per address) and ends
-    /// the connection after `max_attempts_per_connection`.
-    async fn sasl_failure(&mut self, profile: Profile, error: SaslError, counts: bool) -> Result<Flow, StreamError> {
+    /// Sends `<failure/>`; a wrong credential is delayed (growing per address and per account, `auth.rs`), and
+    /// wrong or refused attempts end the connection after `max_attempts_per_connection`.
+    async fn sasl_failure(&mut self, profile: Profile, error: SaslError, guess: Guess) -> Result<Flow, StreamError> {
         self.sasl = None;
-        if counts {
-            self.auth_failures += 1;
-            let delay = self.ctx.throttle.failure(self.peer.ip(), std::time::Instant::now());
-            tracing::info!(failures = self.auth_failures, delay_ms = delay.as_millis() as u64, "authentication failed");
-            tokio::time::sleep(delay).await;
+        match guess {
+            Guess::No => {}
+            Guess::Wrong(account) => {
+                self.auth_failures += 1;
+                let now = std::time::Instant::now();
+                let delay = self.ctx.throttle.failure(self.peer.ip(), account.as_deref(), now);
+                tracing::info!(
+                    failures = self.auth_failures,
+                    delay_ms = delay.as_millis() as u64,
+                    "authentication failed"
+                );
+                tokio::time::sleep(delay).await;
+            }
+            Guess::Refused => {
+                self.auth_failures += 1;
+                tracing::info!(
+                    failures = self.auth_failures,
+                    "authentication refused: recent failures from this address"
+                );
+            }
         }
         self.send(&Element::new("failure", profile.ns()).with_child(Element::new(error.condition(), ns::SASL)));
         if self.auth_failures >= self.ctx.config.auth.max_attempts_per_connection {
