@@ -6,7 +6,6 @@
 //! holds a [`Namespace`]: the names the server knows are static strings, any other is one shared allocation per
 //! declaration as written, which every element in its scope points to.
 
-use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
@@ -94,27 +93,9 @@ impl From<String> for Namespace {
     }
 }
 
-impl From<&Namespace> for Namespace {
-    fn from(name: &Namespace) -> Namespace {
-        name.clone()
-    }
-}
-
 impl Deref for Namespace {
     type Target = str;
     fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl Borrow<str> for Namespace {
-    fn borrow(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl AsRef<str> for Namespace {
-    fn as_ref(&self) -> &str {
         self.as_str()
     }
 }
@@ -130,12 +111,6 @@ impl Eq for Namespace {}
 impl PartialEq<str> for Namespace {
     fn eq(&self, other: &str) -> bool {
         self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for Namespace {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
     }
 }
 

@@ -116,10 +116,6 @@ impl StreamReader {
         self.limits = limits;
     }
 
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
     /// Starts a new XML document, as required after STARTTLS and SASL success (RFC 6120 §5.4.3.3, §6.4.6).
     pub fn reset(&mut self) {
         self.parser = None;
@@ -296,7 +292,7 @@ impl StreamReader {
 
     /// The root element's start tag: the stream header (RFC 6120 §4.7).
     fn stream_open(&mut self, root: super::scopes::Resolved) -> Result<StreamEvent, StreamError> {
-        if root.namespace != ns::STREAMS {
+        if *root.namespace != *ns::STREAMS {
             return Err(StreamError::new(StreamCondition::InvalidNamespace));
         }
         if root.local.as_str() != "stream" {
